@@ -141,3 +141,68 @@ class ConfigError(MbmsecError):
 
     mikey_error = None
     http_status = 500
+
+
+# --- stores and provisioning (GBA HSS / BSF) -----------------------------------------------
+
+
+class DuplicateEntryError(ConfigError):
+    """An entry with the same key (an IMPI, a B-TID) already exists in a store."""
+
+
+class UnknownEntryError(ConfigError):
+    """No entry with the given key exists in a store."""
+
+
+# --- 3G AKA (TS 33.102 §6.3) and HTTP Digest (RFC 2617 / RFC 3310) --------------------------
+
+
+class AkaMacError(AuthError):
+    """AUTN or AUTS failed its MAC check (TS 33.102 §6.3.3 MAC failure / §6.3.5 bad MAC-S)."""
+
+
+class SyncFailureError(AuthError):
+    """AUTN verified but SQN is out of range (TS 33.102 §6.3.3 synchronisation failure).
+
+    ``auts`` is the 14-byte AUTS = (SQN_MS xor AK*) || MAC-S the UE sends back for
+    re-synchronisation (RFC 3310 §3.4: the ``auts`` Digest parameter).
+    """
+
+    def __init__(self, message: str, auts: bytes) -> None:
+        self.auts = auts
+        super().__init__(message)
+
+
+class DigestParseError(DecodeError):
+    """An HTTP Digest header value (RFC 2617 §3.2, RFC 7616 §3.3) is malformed or too large."""
+
+
+class DigestAuthError(AuthError):
+    """An HTTP Digest response or rspauth did not verify (RFC 2617 §3.2.2, §3.2.3)."""
+
+
+# --- replay protection, additions (mikey/replay.py) -----------------------------------------
+
+
+class FreshnessUnknownError(ReplayedMessageError):
+    """The timestamp is inside the skew window but not newer than an entry the replay cache had
+    to forget (cache full, or the clock stepped back), so freshness cannot be proven."""
+
+
+class CounterExhaustedError(MbmsecError):
+    """Local: a sender's 32-bit COUNTER reached its maximum; the key must be replaced."""
+
+    mikey_error = None
+    http_status = 500
+
+
+# --- SRTP (srtp.py) --------------------------------------------------------------------------
+
+
+class UnknownMkiError(KeyUnavailableError):
+    """An SRTP packet's MKI (MSK ID || MTK ID, TS 33.246 §6.6.2) names no installed key."""
+
+    def __init__(self, msk_id: int, mtk_id: int) -> None:
+        self.msk_id = msk_id
+        self.mtk_id = mtk_id
+        super().__init__(f"no SRTP key for MKI msk_id={msk_id:08x} mtk_id={mtk_id}")
