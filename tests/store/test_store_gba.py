@@ -75,15 +75,27 @@ def test_duplicate_add_many_is_atomic(subs: SubscriberStore) -> None:
 
 
 def test_advance_and_set_sqn(subs: SubscriberStore) -> None:
-    subs.add(sub("a@x", sqn=(1 << 48) - 2))
-    after = subs.advance_sqn("a@x", 1)
-    assert after is not None and after.sqn == (1 << 48) - 1
-    after = subs.advance_sqn("a@x", 3)
-    assert after is not None and after.sqn == 2  # modulo 2^48
+    subs.add(sub("a@x", sqn=40))
+    after = subs.advance_sqn("a@x", lambda q: q + 33)
+    assert after is not None and after.sqn == 73
+    got = subs.get("a@x")
+    assert got is not None and got.sqn == 73
+
+    def boom(q: int) -> int:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        subs.advance_sqn("a@x", boom)
+    with pytest.raises(ValueError):
+        subs.advance_sqn("a@x", lambda q: 1 << 48)
+    got = subs.get("a@x")
+    assert got is not None and got.sqn == 73
     assert subs.set_sqn("a@x", 1000)
     got = subs.get("a@x")
     assert got is not None and got.sqn == 1000
-    assert subs.advance_sqn("zz@x", 1) is None
+    with pytest.raises(ValueError):
+        subs.set_sqn("a@x", -1)
+    assert subs.advance_sqn("zz@x", lambda q: q + 1) is None
     assert not subs.set_sqn("zz@x", 1)
 
 
@@ -138,7 +150,7 @@ def test_sqlite_durable_and_private(tmp_path: Path) -> None:
     path = tmp_path / "gba.db"
     s1 = SqliteSubscriberStore(path)
     s1.add(sub("a@x"))
-    s1.advance_sqn("a@x", 32)
+    s1.advance_sqn("a@x", lambda q: q + 32)
     t1 = SqliteBootstrapSessionStore(path)
     t1.put(_session("A@bsf", 1e12))
     s1.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ..errors import DuplicateEntryError
@@ -43,21 +43,23 @@ class MemorySubscriberStore:
         """Every record, ordered by IMPI."""
         return [self._subs[k] for k in sorted(self._subs)]
 
-    def advance_sqn(self, impi: str, step: int) -> Subscriber | None:
-        """Add ``step`` to SQN_HE (modulo 2^48) and return the updated record."""
+    def advance_sqn(self, impi: str, advance: Callable[[int], int]) -> Subscriber | None:
+        """Replace SQN_HE by ``advance(SQN_HE)`` and return the updated record."""
         s = self._subs.get(impi)
         if s is None:
             return None
-        s = replace(s, sqn=(s.sqn + step) & SQN_MAX)
+        s = replace(s, sqn=advance(s.sqn))
         self._subs[impi] = s
         return s
 
     def set_sqn(self, impi: str, sqn: int) -> bool:
-        """Set SQN_HE; return False when the IMPI is unknown."""
+        """Set SQN_HE; return False when the IMPI is unknown. ValueError if not 48-bit."""
+        if not 0 <= sqn <= SQN_MAX:
+            raise ValueError("SQN must fit in 48 bits")
         s = self._subs.get(impi)
         if s is None:
             return False
-        self._subs[impi] = replace(s, sqn=sqn & SQN_MAX)
+        self._subs[impi] = replace(s, sqn=sqn)
         return True
 
     def close(self) -> None:

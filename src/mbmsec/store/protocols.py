@@ -9,7 +9,7 @@ lookup or one atomic update of one key). BM-SC stores live in sibling modules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -123,10 +123,12 @@ class SubscriberStore(Protocol):
         """Every record, ordered by IMPI."""
         ...
 
-    def advance_sqn(self, impi: str, step: int) -> Subscriber | None:
-        """Atomically add ``step`` to SQN_HE (modulo 2^48) and return the updated record.
+    def advance_sqn(self, impi: str, advance: Callable[[int], int]) -> Subscriber | None:
+        """Atomically replace SQN_HE by ``advance(SQN_HE)`` and return the updated record.
 
-        Returns None when the IMPI is unknown. The new SQN is durable before this returns.
+        Returns None when the IMPI is unknown. The new SQN is durable before this returns;
+        two concurrent callers never see the same SQN. Exceptions from ``advance`` leave the
+        record unchanged.
         """
         ...
 

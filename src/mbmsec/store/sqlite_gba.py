@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError, DuplicateEntryError
@@ -142,22 +143,25 @@ class SqliteSubscriberStore:
         ).fetchall()
         return [_row_to_sub(r) for r in rows]
 
-    def advance_sqn(self, impi: str, step: int) -> Subscriber | None:
-        """Atomically add ``step`` to SQN_HE (modulo 2^48); durable before returning."""
+    def advance_sqn(self, impi: str, advance: Callable[[int], int]) -> Subscriber | None:
+        """Atomically replace SQN_HE by ``advance(SQN_HE)``; durable before returning."""
         with _transaction(self._conn) as c:
             row = c.execute(
-                "UPDATE gba_subscribers SET sqn = (sqn + ?) & ? WHERE impi = ? "
-                "RETURNING impi, k, opc, sqn, amf, guss, uicc",
-                (step, SQN_MAX, impi),
+                "SELECT impi, k, opc, sqn, amf, guss, uicc FROM gba_subscribers WHERE impi = ?",
+                (impi,),
             ).fetchone()
-        return None if row is None else _row_to_sub(row)
+            if row is None:
+                return None
+            sub = replace(_row_to_sub(row), sqn=advance(_row_to_sub(row).sqn))
+            c.execute("UPDATE gba_subscribers SET sqn = ? WHERE impi = ?", (sub.sqn, impi))
+        return sub
 
     def set_sqn(self, impi: str, sqn: int) -> bool:
-        """Set SQN_HE; return False when the IMPI is unknown."""
+        """Set SQN_HE; return False when the IMPI is unknown. ValueError if not 48-bit."""
+        if not 0 <= sqn <= SQN_MAX:
+            raise ValueError("SQN must fit in 48 bits")
         with _transaction(self._conn) as c:
-            cur = c.execute(
-                "UPDATE gba_subscribers SET sqn = ? WHERE impi = ?", (sqn & SQN_MAX, impi)
-            )
+            cur = c.execute("UPDATE gba_subscribers SET sqn = ? WHERE impi = ?", (sqn, impi))
             return cur.rowcount > 0
 
     def close(self) -> None:
