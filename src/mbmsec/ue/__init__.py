@@ -1,0 +1,1 @@
+"""UE key client: sans-I/O state machine, retry/jitter policy, key store and events."""
