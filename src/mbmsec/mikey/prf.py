@@ -26,17 +26,18 @@ html/rfc6043.html, English column):
 - **KEMAC AES-CM IV** (§4.2.3): ``IV = (S XOR (0x0000 || CSB ID || T)) || 0x0000`` with S the
   112-bit salt key and T the 64-bit timestamp of the Initiator; a COUNTER timestamp is padded
   with leading zeros to 64 bits (§6.6).
-- **Hot path**: :class:`Prf` keeps one keyed HMAC state per inkey chunk
-  (:class:`mbmsec.crypto.HmacKey`), so a cached per-UE MUK skips the HMAC key schedule. The
+- **Hot path**: :class:`Prf` keeps one keyed HMAC state per inkey chunk (the ``hmac`` objects
+  that :class:`mbmsec.crypto.HmacKey` wraps, used directly to save a call layer), so a cached
+  per-UE MUK skips the HMAC key schedule. The
   transport keys for one message cost 6 HMAC-SHA-1 calls with a 32-byte PSK (2 per key).
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..crypto import HmacKey
 from ..errors import ConfigError, PrfNotSupportedError
 
 # PRF func code points (RFC 3830 §6.1 HDR "PRF func"; RFC 6043 §6.1 Table 6.3).
@@ -57,6 +58,9 @@ LABEL_TRANSPORT_ENCR: Final = 0x150533E1
 LABEL_TRANSPORT_AUTH: Final = 0x2D22AC75
 LABEL_TRANSPORT_SALT: Final = 0x29B88916
 TRANSPORT_CS_ID: Final = 0xFF
+_ENCR_PREFIX: Final = LABEL_TRANSPORT_ENCR.to_bytes(4, "big")
+_AUTH_PREFIX: Final = LABEL_TRANSPORT_AUTH.to_bytes(4, "big")
+_SALT_PREFIX: Final = LABEL_TRANSPORT_SALT.to_bytes(4, "big")
 
 # (digest name, output block size in bytes) per PRF func.
 _PRF_PARAMS: Final[dict[int, tuple[str, int]]] = {
@@ -95,8 +99,9 @@ class Prf:
         self.inkey_len = len(inkey)
         self._block = block
         # RFC 3830 §4.1.2: s_1 .. s_n, all 256 bits except possibly s_n (never empty).
+        # Keyed HMAC states (the hmac objects behind mbmsec.crypto.HmacKey), copied per call.
         self._chunks = tuple(
-            HmacKey(inkey[i : i + PRF_CHUNK_LEN], digest)
+            hmac.new(inkey[i : i + PRF_CHUNK_LEN], digestmod=digest)
             for i in range(0, len(inkey), PRF_CHUNK_LEN)
         )
 
@@ -118,14 +123,23 @@ class Prf:
             raise ConfigError(f"PRF output length {out_len} out of range")
         m = -(-out_len // self._block)
         acc = 0
+        p = b""
         for s in self._chunks:
             a = label  # A_0 = label
-            p = bytearray()
+            blocks = []
             for _ in range(m):
-                a = s.mac(a)  # A_i = HMAC(s, A_(i-1))
-                p += s.mac(a, label)  # HMAC(s, A_i || label)
-            acc ^= int.from_bytes(p, "big")
-        return acc.to_bytes(m * self._block, "big")[:out_len]
+                h = s.copy()
+                h.update(a)
+                a = h.digest()  # A_i = HMAC(s, A_(i-1))
+                h = s.copy()
+                h.update(a + label)
+                blocks.append(h.digest())  # HMAC(s, A_i || label)
+            p = b"".join(blocks)
+            if len(self._chunks) > 1:
+                acc ^= int.from_bytes(p, "big")
+        if len(self._chunks) > 1:
+            p = acc.to_bytes(m * self._block, "big")
+        return p[:out_len]
 
 
 def prf(func: int, inkey: bytes, label: bytes, out_len: int) -> bytes:
@@ -192,9 +206,10 @@ def derive_transport_keys(
     Raises PrfNotSupportedError or ConfigError.
     """
     p = _keyed(psk, prf_func)
-    encr = p.derive(label(LABEL_TRANSPORT_ENCR, TRANSPORT_CS_ID, csb_id, rand), encr_len)
-    auth = p.derive(label(LABEL_TRANSPORT_AUTH, TRANSPORT_CS_ID, csb_id, rand), auth_len)
-    salt = p.derive(label(LABEL_TRANSPORT_SALT, TRANSPORT_CS_ID, csb_id, rand), salt_len)
+    tail = label(0, TRANSPORT_CS_ID, csb_id, rand)[4:]  # 0xFF || csb_id || RAND
+    encr = p.derive(_ENCR_PREFIX + tail, encr_len)
+    auth = p.derive(_AUTH_PREFIX + tail, auth_len)
+    salt = p.derive(_SALT_PREFIX + tail, salt_len)
     return TransportKeys(encr_key=encr, auth_key=auth, salt_key=salt)
 
 
