@@ -587,12 +587,17 @@ def push_key_data(buf: Buffer, p: KeyData, next_payload: int) -> None:
 
 
 def decode_key_data(
-    plaintext: bytes, options: DecodeOptions | None = None, *, base_offset: int = 0
+    plaintext: bytes,
+    options: DecodeOptions | None = None,
+    *,
+    base_offset: int = 0,
+    max_zero_padding: int = 0,
 ) -> tuple[KeyData, ...]:
     """Decode a (decrypted) KEMAC Key data chain (RFC 3830 §6.2, §6.13).
 
-    Empty input gives ``()`` (an update message may carry no key, §6.2). Offsets in errors are
-    ``base_offset`` + position in ``plaintext``. Raises DecodeError (or a subclass) only.
+    Empty input gives ``()`` (an update message may carry no key, §6.2). Up to
+    ``max_zero_padding`` zero bytes may follow the last sub-payload (AES-KW padding). Offsets in
+    errors are ``base_offset`` + position in ``plaintext``. Raises DecodeError (or a subclass).
     """
     opts = options if options is not None else _DEFAULT_OPTIONS
     buf = Buffer(plaintext, base_offset=base_offset)
@@ -608,8 +613,11 @@ def decode_key_data(
                 raise TooManyPayloadsError(f"more than {opts.max_payloads} key data", np_off)
             item, nxt = pull_key_data(buf, opts)
             items.append(item)
-        if not buf.eof():
-            raise TrailingDataError(f"{buf.remaining()} bytes after key data", buf.offset)
+        rest = buf.remaining()
+        if rest and (rest > max_zero_padding or any(buf.pull_rest())):
+            raise TrailingDataError(
+                f"{rest} bytes after key data", base_offset + len(plaintext) - rest
+            )
     except DecodeError:
         raise
     except Exception as exc:  # defensive: nothing but DecodeError leaves a decoder
