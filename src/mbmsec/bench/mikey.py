@@ -4,9 +4,11 @@ Message (about 160 bytes): HDR (PSK init, PRF MIKEY-1, empty CS map), T (NTP-UTC
 IDi (NAI, BM-SC NAF-Id), IDr (NAI, B-TID), EXT Key ID (Key Domain ID, MSK ID), KEMAC (AES-CM-128
 + HMAC-SHA-1-160) carrying one TGK key data (16-byte MSK). PSK: a 256-bit MUK.
 
-- **receive**: decode, derive the transport keys from the cached MUK PRF state, verify the KEMAC
-  MAC over the received bytes, decrypt, decode the key data.
-- **build**: new RAND from the injected rng, encode, derive, encrypt, MAC.
+- **receive** (``codec.decode_message`` + ``protect.verify_and_decrypt``): decode, derive the
+  transport keys from the cached MUK PRF state, verify the KEMAC MAC over the received bytes,
+  decrypt, decode the key data.
+- **build** (``protect.build_psk_message``): new RAND from the injected rng, derive, encode,
+  encrypt, MAC.
 
 **Floor**: the crypto the protocol requires for the same message, done directly with
 ``hmac`` / ``cryptography`` at fixed, precomputed offsets (no parsing, no objects, no checks
@@ -28,23 +30,12 @@ from itertools import cycle
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ..crypto import aes_cm, hmac_sha1, mac_equal
 from ..errors import AuthError
-from ..mikey.codec import decode_key_data, decode_message, encode_key_data, encode_message
-from ..mikey.constants import (
-    DataType,
-    EncrAlg,
-    IdType,
-    KeyDataType,
-    KeyIdType,
-    MacAlg,
-    PrfFunc,
-    TsType,
-)
+from ..mikey.codec import decode_message, encode_key_data
+from ..mikey.constants import DataType, IdType, KeyDataType, KeyIdType, PrfFunc, TsType
 from ..mikey.payloads import (
     Header,
     IdPayload,
-    Kemac,
     KeyData,
     KeyIdEntry,
     KeyIdExtension,
@@ -52,7 +43,8 @@ from ..mikey.payloads import (
     Rand,
     Timestamp,
 )
-from ..mikey.prf import Prf, derive_transport_keys, kemac_iv
+from ..mikey.prf import Prf
+from ..mikey.protect import build_psk_message, verify_and_decrypt
 from . import BenchConfig, Rate, Result, measure_pair, register_case
 
 FLOOR_RECEIVE = (
@@ -88,7 +80,8 @@ class Fixture:
         r = next(self.rand_pool)
         return r if n == len(r) else r[:n]
 
-    def payloads(self, rand: bytes, kemac: Kemac) -> list[Payload]:
+    def payloads(self, rand: bytes) -> list[Payload]:
+        """The payloads before the KEMAC."""
         return [
             Timestamp(TsType.NTP_UTC, _NTP_T),
             Rand(rand),
@@ -100,33 +93,17 @@ class Fixture:
                     KeyIdEntry(KeyIdType.MBMS_MSK_ID, b"\x00\x00\x00\x07"),
                 )
             ),
-            kemac,
         ]
 
     # --- ours ------------------------------------------------------------------------------
 
     def build(self) -> bytes:
-        """Build and protect one MSK message (ours)."""
-        rand = self.rng(16)
-        keys = derive_transport_keys(self.prf, _CSB_ID, rand)
-        plain = encode_key_data(self.key_data)
-        encr = aes_cm(keys.encr_key, kemac_iv(keys.salt_key, _CSB_ID, _NTP_T), plain)
-        kemac = Kemac(EncrAlg.AES_CM_128, encr, MacAlg.HMAC_SHA_1_160, b"")
-        body = encode_message(self.header, self.payloads(rand, kemac), without_final_mac=True)
-        return body + hmac_sha1(keys.auth_key, body)
+        """Build and protect one MSK message (ours: mikey.protect.build_psk_message)."""
+        return build_psk_message(self.header, self.payloads(self.rng(16)), self.key_data, self.prf)
 
     def receive(self, data: bytes) -> tuple[KeyData, ...]:
-        """Decode, verify and decrypt one MSK message (ours)."""
-        msg = decode_message(data)
-        rand = msg.find(Rand)
-        ts = msg.find(Timestamp)
-        kemac = msg.find(Kemac)
-        assert rand is not None and ts is not None and kemac is not None
-        keys = derive_transport_keys(self.prf, msg.header.csb_id, rand.rand)
-        if not mac_equal(hmac_sha1(keys.auth_key, msg.mac_input), kemac.mac):
-            raise AuthError("KEMAC MAC did not verify")
-        iv = kemac_iv(keys.salt_key, msg.header.csb_id, ts.value64)
-        return decode_key_data(aes_cm(keys.encr_key, iv, kemac.encr_data))
+        """Decode, verify and decrypt one MSK message (ours: codec + protect)."""
+        return verify_and_decrypt(decode_message(data), self.prf)
 
 
 # --- floor ------------------------------------------------------------------------------------
