@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..errors import DecodeError, InvalidValueError, OversizeError
+from ..errors import DecodeError, InvalidValueError, KeyUnavailableError, OversizeError
 from ..store.protocols import Guss
 from .kdf import UA_ID_LEN
 
@@ -36,9 +36,11 @@ __all__ = [
     "ZN_MAX_BODY",
     "ZN_PATH",
     "ZnAnswer",
+    "ZnLookupError",
     "ZnRequest",
     "format_xs_datetime",
     "parse_xs_datetime",
+    "zn_error_from_response",
 ]
 
 ZN_PATH = "/zn/bootstrapping-info"
@@ -245,3 +247,38 @@ class ZnAnswer:
             gba_type=_str(obj, "gba_type", 8, required=False) or "3G",
             uicc_me=_str(obj, "uicc_me", 8, required=False) or "GBA_ME",
         )
+
+
+class ZnLookupError(KeyUnavailableError):
+    """A Zn lookup failed: ``status`` (HTTP), ``error`` (reason token), ``diameter_result``.
+
+    ``btid_invalid`` is true for unknown or expired B-TIDs (5403): the NAF then asks the UE to
+    bootstrap again (TS 24.109 §5.2.4).
+    """
+
+    def __init__(self, status: int, error: str, diameter_result: int | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.diameter_result = diameter_result
+        super().__init__(f"Zn lookup failed: {status} {error}")
+
+    @property
+    def btid_invalid(self) -> bool:
+        """True when the B-TID is unknown or expired."""
+        return self.diameter_result == DIAMETER_ERROR_TRANSACTION_IDENTIFIER_INVALID
+
+
+def zn_error_from_response(status: int, body: bytes) -> ZnLookupError:
+    """Build the :class:`ZnLookupError` for a non-200 Zn answer (body may be anything)."""
+    error, result = "http-error", None
+    try:
+        obj = _load_object(body)
+        e = obj.get("error")
+        r = obj.get("diameter_result")
+        if isinstance(e, str) and 0 < len(e) <= 64:
+            error = e
+        if isinstance(r, int) and not isinstance(r, bool):
+            result = r
+    except DecodeError:
+        pass
+    return ZnLookupError(status, error, result)

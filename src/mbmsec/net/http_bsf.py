@@ -1,0 +1,290 @@
+"""aiohttp adapter for the BSF (Ub + Zn on one listener), its TOML config and its runner.
+
+:class:`BsfServer` turns each aiohttp request into a :class:`~mbmsec.httpmsg.HttpRequest`,
+calls :meth:`mbmsec.gba.bsf.Bsf.handle` with the wall clock, and writes the response back. A
+background task purges expired challenges and sessions. :func:`run_bsf` is ``mbmsec bsf``:
+load the config, open the SQLite store, listen, print the URL, stop cleanly on SIGTERM/SIGINT.
+
+Config (TOML, every key optional)::
+
+    [bsf]
+    domain = "bsf.mbmsec.test"        # BSF FQDN: Digest realm and B-TID suffix
+    listen = ["127.0.0.1:8080"]       # host:port, "[::1]:8080"; port 0 picks a free port
+    store = "mbmsec-gba.db"           # SQLite file (subscribers + sessions), created 0600
+    key_lifetime = 86400              # seconds
+    nonce_lifetime = 60
+    max_pending = 10000
+    gba_u_mac_star = true
+    purge_interval = 60
+    log_level = "info"
+
+    [[bsf.naf]]                       # NAFs allowed on Zn
+    name = "bmsc"                     # Basic user name
+    token = "..."                     # Bearer token / Basic password
+    fqdns = ["bmsc.mbmsec.test"]      # NAF FQDNs it may request keys for ("*": any)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from ..errors import ConfigError
+from ..gba.bsf import Bsf, BsfConfig, NafCredential
+from ..gba.hss import Hss
+from ..httpmsg import HttpRequest
+from ..store.sqlite_gba import SqliteBootstrapSessionStore, SqliteSubscriberStore
+
+__all__ = [
+    "DEFAULT_STORE",
+    "BsfServer",
+    "BsfServerConfig",
+    "load_bsf_config",
+    "parse_listen",
+    "run_bsf",
+]
+
+log = logging.getLogger("mbmsec.net.bsf")
+
+DEFAULT_STORE = "mbmsec-gba.db"
+MAX_BODY = 16384
+
+
+@dataclass(frozen=True)
+class BsfServerConfig:
+    """Everything ``mbmsec bsf`` needs: the sans-I/O BSF settings plus sockets and store."""
+
+    bsf: BsfConfig = field(default_factory=BsfConfig)
+    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 8080),)
+    store: str = DEFAULT_STORE
+    purge_interval: float = 60.0
+    log_level: str = "info"
+    generated_token: bool = False
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Parse ``host:port`` or ``[v6]:port``. Raises ConfigError."""
+    t = text.strip()
+    if t.startswith("["):
+        host, sep, rest = t[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ConfigError(f"bad listen address {text!r}")
+        port_s = rest[1:]
+    else:
+        host, sep, port_s = t.rpartition(":")
+        if not sep:
+            raise ConfigError(f"listen address needs host:port, got {text!r}")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"bad port in {text!r}") from None
+    if not 0 <= port <= 65535 or not host:
+        raise ConfigError(f"bad listen address {text!r}")
+    return host, port
+
+
+def _typed(
+    d: dict[str, object], key: str, kind: type | tuple[type, ...], default: object
+) -> object:
+    v = d.get(key, default)
+    if not isinstance(v, kind) or (isinstance(v, bool) and kind in (int, float, (int, float))):
+        raise ConfigError(f"bsf.{key} has the wrong type")
+    return v
+
+
+def load_bsf_config(text: str | None, rng: Callable[[int], bytes] = os.urandom) -> BsfServerConfig:
+    """Parse the TOML config (None: all defaults). Raises ConfigError with one line.
+
+    When no ``[[bsf.naf]]`` is configured a random Bearer token is generated (for the
+    operator to hand to the BM-SC) and ``generated_token`` is set.
+    """
+    try:
+        doc = tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config TOML syntax error: {exc}") from None
+    unknown_top = sorted(set(doc) - {"bsf"})
+    if unknown_top:
+        raise ConfigError(f"unknown config section {unknown_top[0]!r}")
+    raw = doc.get("bsf", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("[bsf] must be a table")
+    known = {
+        "domain", "listen", "store", "key_lifetime", "nonce_lifetime", "max_pending",
+        "gba_u_mac_star", "purge_interval", "log_level", "naf",
+    }  # fmt: skip
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown key bsf.{unknown[0]}")
+    base = BsfConfig()
+    domain = str(_typed(raw, "domain", str, base.domain))
+    if not domain or any(c.isspace() or c in '"\\@' for c in domain):
+        raise ConfigError("bsf.domain must be a host name")
+    listen_raw = _typed(raw, "listen", list, ["127.0.0.1:8080"])
+    assert isinstance(listen_raw, list)
+    if not listen_raw or not all(isinstance(x, str) for x in listen_raw):
+        raise ConfigError("bsf.listen must be a non-empty list of host:port strings")
+    listen = tuple(parse_listen(x) for x in listen_raw)
+    nums = {}
+    for key, default in (
+        ("key_lifetime", base.key_lifetime),
+        ("nonce_lifetime", base.nonce_lifetime),
+        ("purge_interval", 60.0),
+    ):
+        v = _typed(raw, key, (int, float), default)
+        assert isinstance(v, int | float)
+        if v <= 0:
+            raise ConfigError(f"bsf.{key} must be positive")
+        nums[key] = float(v)
+    max_pending = _typed(raw, "max_pending", int, base.max_pending)
+    assert isinstance(max_pending, int)
+    if max_pending < 1:
+        raise ConfigError("bsf.max_pending must be at least 1")
+    nafs_raw = _typed(raw, "naf", list, [])
+    assert isinstance(nafs_raw, list)
+    creds = []
+    for i, n in enumerate(nafs_raw, start=1):
+        if not isinstance(n, dict):
+            raise ConfigError(f"bsf.naf #{i} must be a table")
+        extra = sorted(set(n) - {"name", "token", "fqdns"})
+        if extra:
+            raise ConfigError(f"bsf.naf #{i}: unknown key {extra[0]!r}")
+        name, token, fqdns = n.get("name"), n.get("token"), n.get("fqdns", ["*"])
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ConfigError(f"bsf.naf #{i}: name must be a non-empty string without ':'")
+        if not isinstance(token, str) or len(token) < 8:
+            raise ConfigError(f"bsf.naf #{i}: token must be a string of at least 8 characters")
+        if not isinstance(fqdns, list) or not all(isinstance(f, str) and f for f in fqdns):
+            raise ConfigError(f"bsf.naf #{i}: fqdns must be a list of host names")
+        creds.append(NafCredential(name=name, secret=token, fqdns=tuple(fqdns)))
+    generated = not creds
+    if generated:
+        creds.append(NafCredential(name="naf", secret=rng(24).hex(), fqdns=("*",)))
+    store = str(_typed(raw, "store", str, DEFAULT_STORE))
+    level = str(_typed(raw, "log_level", str, "info"))
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("bsf.log_level must be debug, info, warning or error")
+    gba_u = _typed(raw, "gba_u_mac_star", bool, True)
+    assert isinstance(gba_u, bool)
+    return BsfServerConfig(
+        bsf=BsfConfig(
+            domain=domain,
+            key_lifetime=nums["key_lifetime"],
+            nonce_lifetime=nums["nonce_lifetime"],
+            max_pending=max_pending,
+            naf_credentials=tuple(creds),
+            gba_u_mac_star=gba_u,
+        ),
+        listen=listen,
+        store=store,
+        purge_interval=nums["purge_interval"],
+        log_level=level,
+        generated_token=generated,
+    )
+
+
+class BsfServer:
+    """Serve a :class:`Bsf` over HTTP with aiohttp (Ub and Zn on the same listeners)."""
+
+    def __init__(
+        self,
+        bsf: Bsf,
+        *,
+        clock: Callable[[], float] = time.time,
+        purge_interval: float = 60.0,
+    ) -> None:
+        self.bsf = bsf
+        self._clock = clock
+        self._purge_interval = purge_interval
+        self.app = web.Application(client_max_size=MAX_BODY)
+        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner: web.AppRunner | None = None
+        self._purger: asyncio.Task[None] | None = None
+        self.urls: list[str] = []
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text="request body too large\n")
+        req = HttpRequest(
+            method=request.method,
+            target=request.raw_path,
+            headers=tuple(request.headers.items()),
+            body=body,
+            peer=request.remote or "",
+        )
+        resp = self.bsf.handle(req, self._clock())
+        out = web.Response(status=resp.status, body=resp.body)
+        for k, v in resp.headers:
+            out.headers.add(k, v)
+        return out
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._purge_interval)
+            n = self.bsf.purge(self._clock())
+            if n:
+                log.info("bsf purged expired sessions", extra={"count": n})
+
+    async def start(self, listen: tuple[tuple[str, int], ...]) -> list[str]:
+        """Bind every address (port 0: any free port); return the base URLs."""
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        for host, port in listen:
+            site = web.TCPSite(self._runner, host, port, reuse_address=True)
+            await site.start()
+        for addr in self._runner.addresses:
+            h, p = str(addr[0]), int(addr[1])
+            self.urls.append(f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}")
+        self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+        return self.urls
+
+    async def close(self) -> None:
+        """Stop listening and the purge task (the stores stay open: the caller owns them)."""
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def open_bsf(cfg: BsfServerConfig, rng: Callable[[int], bytes] = os.urandom) -> Bsf:
+    """Open the SQLite store named by ``cfg`` and build the BSF over it."""
+    subs = SqliteSubscriberStore(Path(cfg.store))
+    sessions = SqliteBootstrapSessionStore(Path(cfg.store))
+    return Bsf(cfg.bsf, Hss(subs, rng), sessions)
+
+
+async def run_bsf(cfg: BsfServerConfig, *, ready: Callable[[list[str]], None] | None = None) -> int:
+    """Run the BSF until SIGTERM/SIGINT; return 0. ``ready`` gets the URLs once listening."""
+    bsf = open_bsf(cfg)
+    server = BsfServer(bsf, purge_interval=cfg.purge_interval)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        urls = await server.start(cfg.listen)
+        log.info("bsf listening", extra={"urls": " ".join(urls), "domain": cfg.bsf.domain})
+        if ready is not None:
+            ready(urls)
+        await stop.wait()
+        log.info("bsf stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await server.close()
+        bsf.hss.store.close()
+        bsf.sessions.close()
+    return 0
