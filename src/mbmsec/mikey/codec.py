@@ -347,10 +347,15 @@ def encode_message(
     """
     buf = Buffer()
     n = len(payloads)
+    types: list[int] = []
+    for p in payloads:
+        if type(p) not in _PUSH:
+            raise ConfigError(f"not a MIKEY payload: {type(p).__name__}")
+        types.append(p.payload_type)
     try:
-        push_header(buf, header, payloads[0].payload_type if n else PayloadType.LAST)
+        push_header(buf, header, types[0] if n else PayloadType.LAST)
         for i, p in enumerate(payloads):
-            nxt = payloads[i + 1].payload_type if i + 1 < n else PayloadType.LAST
+            nxt = types[i + 1] if i + 1 < n else PayloadType.LAST
             if i + 1 == n and without_final_mac:
                 if isinstance(p, Kemac):
                     push_kemac(buf, p, nxt, include_mac=False)
@@ -359,10 +364,7 @@ def encode_message(
                 else:
                     raise ConfigError("without_final_mac needs a final KEMAC or V payload")
                 continue
-            push = _PUSH.get(type(p))
-            if push is None:
-                raise ConfigError(f"not a MIKEY payload: {type(p).__name__}")
-            push(buf, p, nxt)
+            _PUSH[type(p)](buf, p, nxt)
     except (OverflowError, ValueError) as exc:
         raise ConfigError(f"MIKEY field out of range: {exc}") from exc
     return buf.getvalue()
