@@ -40,9 +40,11 @@ class ServiceRecord:
     ``msk_lifetime`` / ``mtk_lifetime``: rotation periods in seconds (an MSK covers a whole
     number of MTK periods). ``msk_lead``: how long before an MSK starts it is generated, stored
     and offered to UEs (None: see :attr:`msk_lead_s`). ``mtk_lead``: how long before an MTK
-    starts it is generated and first announced (None: see :attr:`mtk_lead_s`). ``announce_interval``: period of MTK message repetition on ``group``.
+    starts it is generated and first announced (None: see :attr:`mtk_lead_s`).
+    ``announce_interval``: period of MTK message repetition on the group address.
     ``allowed_users``: IMPIs authorised; empty = any user whose GUSS does not exclude the
     service. ``salt``: MTK messages carry TEK+SALT (a 112-bit SRTP master salt).
+    ``verification``: MSK pushes set the V bit. ``start``: time origin of the key schedule.
     """
 
     service_id: str
