@@ -16,7 +16,12 @@ from . import __version__
 from .errors import MbmsecError
 
 # Modules that contribute sub-commands, in help order.
-COMMAND_MODULES: tuple[str, ...] = ("mbmsec.mikey.cli", "mbmsec.bench.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "mbmsec.mikey.cli",
+    "mbmsec.bench.cli",
+    "mbmsec.gba.cli",
+    "mbmsec.ue_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -220,7 +220,11 @@ def parse_bootstrapping_info(body: bytes) -> tuple[str, float]:
 
 
 class BootstrapClient:
-    """The UE's Ub state machine and its bootstrapped key (see the module docstring)."""
+    """The UE's Ub state machine and its bootstrapped key (see the module docstring).
+
+    ``realm`` is the BSF FQDN (TS 24.109 §4.2: the challenge realm must equal it); with
+    ``check_realm=False`` the realm of the first challenge is accepted instead.
+    """
 
     def __init__(
         self,
@@ -232,10 +236,12 @@ class BootstrapClient:
         uri: str = "/",
         margin: float = 300.0,
         max_rounds: int = 3,
+        check_realm: bool = True,
     ) -> None:
         self.impi = impi
         self.uicc = uicc
         self.realm = realm
+        self.check_realm = check_realm
         self.uri = uri
         self.margin = margin
         self.max_rounds = max_rounds
@@ -307,7 +313,9 @@ class BootstrapClient:
             if ch.algorithm.lower() != AKA_ALGORITHM.lower():
                 raise InvalidValueError("challenge algorithm is not AKAv1-MD5")
             if ch.realm != self.realm:
-                raise InvalidValueError("challenge realm is not the BSF FQDN")
+                if self.check_realm:
+                    raise InvalidValueError("challenge realm is not the BSF FQDN")
+                self.realm = ch.realm  # learnt from the first challenge
             rand, autn, _ = decode_aka_nonce(ch.nonce)
         except DecodeError as exc:
             raise self._fail(BootstrapError(f"bad challenge: {exc.reason}")) from None
