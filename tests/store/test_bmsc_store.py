@@ -107,7 +107,10 @@ def test_counters(store: BmscStore) -> None:
         store.reserve_counter(name, 0)
     big = "msk:exhaust"
     assert store.reserve_counter(big, 0xFFFFFFF0) == 0xFFFFFFF0
-    assert store.reserve_counter(big, 100) == 0xFFFFFFFF  # capped at the last value
+    with pytest.raises(CounterExhaustedError):
+        store.reserve_counter(big, 100)  # would pass 2^32 - 1: nothing reserved
+    assert store.get_counter(big) == 0xFFFFFFF0
+    assert store.reserve_counter(big, 15) == 0xFFFFFFFF
     with pytest.raises(CounterExhaustedError):
         store.reserve_counter(big, 1)
 

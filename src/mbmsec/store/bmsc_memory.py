@@ -22,14 +22,13 @@ __all__ = ["MemoryBmscStore", "check_block"]
 
 def check_block(name: str, current: int, block: int) -> int:
     """Return ``current + block`` or raise (ConfigError for block < 1, CounterExhaustedError
-    past 0xFFFFFFFF). Shared by every store implementation."""
+    when that passes 0xFFFFFFFF; the caller may retry with a smaller block). Shared by every
+    store implementation, so the reserved values are always exactly ``new - block + 1 .. new``."""
     if block < 1:
         raise ConfigError("counter block must be at least 1")
     new = current + block
     if new > COUNTER_MAX:
-        if current >= COUNTER_MAX:
-            raise CounterExhaustedError(f"counter {name!r} is used up; replace the key")
-        new = COUNTER_MAX
+        raise CounterExhaustedError(f"counter {name!r} cannot grow by {block}; replace the key")
     return new
 
 

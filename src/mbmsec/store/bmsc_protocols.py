@@ -225,8 +225,8 @@ class BmscStore(Protocol):
     def reserve_counter(self, name: str, block: int) -> int:
         """Atomically raise the named high-water mark by ``block`` (>= 1) and return it.
 
-        A new name starts at 0. Raises CounterExhaustedError when the mark would pass
-        0xFFFFFFFF (the key must be replaced).
+        A new name starts at 0; the caller owns the values ``mark - block + 1 .. mark``.
+        Raises CounterExhaustedError (and changes nothing) when the mark would pass 0xFFFFFFFF.
         """
         ...
 

@@ -40,10 +40,8 @@ __all__ = ["RedisBmscStore"]
 
 _RESERVE: Final = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local max = tonumber(ARGV[2])
-if cur >= max then return -1 end
 local new = cur + tonumber(ARGV[1])
-if new > max then new = max end
+if new > tonumber(ARGV[2]) then return -1 end
 redis.call('SET', KEYS[1], new)
 return new
 """
@@ -219,7 +217,7 @@ class RedisBmscStore:
             raise ConfigError("counter block must be at least 1")
         new = int(cast(int, self._reserve(keys=[self._k("ctr", name)], args=[block, COUNTER_MAX])))
         if new < 0:
-            raise CounterExhaustedError(f"counter {name!r} is used up; replace the key")
+            raise CounterExhaustedError(f"counter {name!r} cannot grow by {block}; replace the key")
         return new
 
     def get_counter(self, name: str) -> int:
