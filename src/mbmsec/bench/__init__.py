@@ -23,7 +23,7 @@ from typing import Any, Final
 from ..errors import ConfigError
 
 # Modules that contribute cases, in run order. Append yours (small edit).
-CASE_MODULES: list[str] = ["mbmsec.bench.mikey"]
+CASE_MODULES: list[str] = ["mbmsec.bench.mikey", "mbmsec.bench.gba"]
 
 DEFAULT_SECONDS: Final = 2.0
 DEFAULT_ROUNDS: Final = 3
