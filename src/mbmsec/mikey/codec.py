@@ -298,14 +298,16 @@ def _decode(buf: Buffer, raw: bytes, opts: DecodeOptions) -> Message:
     np_off = HDR_NEXT_PAYLOAD_OFFSET
     payloads: list[Any] = []
     offsets: list[int] = []
-    while nxt != PayloadType.LAST:
-        start = buf.offset
-        pull = _PULL.get(nxt)
+    max_payloads = opts.max_payloads
+    pulls = _PULL
+    while nxt:  # PayloadType.LAST == 0
+        start = buf.position  # == offset: the message buffer has base offset 0
+        pull = pulls.get(nxt)
         if pull is None:
             where = "outside KEMAC/PKE" if nxt == PayloadType.KEY_DATA else "unknown"
             raise UnknownPayloadError(f"next payload {nxt} ({where})", np_off)
-        if len(payloads) >= opts.max_payloads:
-            raise TooManyPayloadsError(f"more than {opts.max_payloads} payloads", start)
+        if len(offsets) >= max_payloads:
+            raise TooManyPayloadsError(f"more than {max_payloads} payloads", start)
         np_off = start
         p, nxt = pull(buf)
         payloads.append(p)

@@ -9,8 +9,8 @@ Reads past the end raise TruncatedError; pushes of values that do not fit raise 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from enum import IntEnum
+from typing import Final, TypeVar
 
 from ..buffer import Buffer
 from ..errors import (
@@ -75,13 +75,15 @@ _CONCAT_SPLITS: Final = {30: 16, 46: 32}
 
 # --- helpers --------------------------------------------------------------------------------
 
-E = TypeVar("E")
+E = TypeVar("E", bound=IntEnum)
 
 
-def _known(table: dict[int, Any], enum_cls: Callable[[int], E], v: int, off: int, what: str) -> E:
-    if v not in table:
+def _known(enum_cls: type[E], v: int, off: int, what: str) -> E:
+    # a code point that decides the layout must be known (dict lookup: Enum calls are slow)
+    member = enum_cls._value2member_map_.get(v)
+    if member is None:
         raise InvalidValueError(f"unknown {what} {v}", off)
-    return enum_cls(v)
+    return member  # type: ignore[return-value]
 
 
 def _check(cond: bool, what: str) -> None:
@@ -133,18 +135,18 @@ def _push_lv16(buf: Buffer, data: bytes, what: str) -> None:
 
 def pull_header(buf: Buffer) -> tuple[Header, int]:
     """Read the HDR; return it and the type of the first payload. # RFC 3830 §6.1"""
-    version = buf.pull_uint8("version")
+    start = buf.offset
+    version = buf.peek_uint8("version")
     if version != MIKEY_VERSION:
-        raise UnsupportedVersionError(f"MIKEY version {version}", buf.offset - 1)
-    data_type = enum_or_int(DataType, buf.pull_uint8("data type"))
-    nxt = buf.pull_uint8("next payload")
-    b = buf.pull_uint8("V/PRF func")
-    csb_id = buf.pull_uint32("CSB ID")
-    n_cs = buf.pull_uint8("#CS")
-    map_off = buf.offset
-    map_type = _known(
-        CsIdMapType._value2member_map_, CsIdMapType, buf.pull_uint8(), map_off, "CS ID map type"
-    )
+        raise UnsupportedVersionError(f"MIKEY version {version}", start)
+    # fixed part, one read: version, data type, next payload, V|PRF, CSB ID, #CS, map type
+    f = buf.pull_bytes(10, "HDR")
+    data_type = enum_or_int(DataType, f[1])
+    nxt = f[2]
+    b = f[3]
+    csb_id = int.from_bytes(f[4:8], "big")
+    n_cs = f[8]
+    map_type = _known(CsIdMapType, f[9], start + 9, "map type")
     cs_map: tuple[SrtpIdEntry, ...] | tuple[GenericIdEntry, ...] = ()
     empty_cs = 0
     if map_type == CsIdMapType.SRTP_ID:
@@ -219,11 +221,12 @@ def push_header(buf: Buffer, h: Header, next_payload: int) -> None:
 
 def pull_kemac(buf: Buffer) -> tuple[Kemac, int]:
     """# RFC 3830 §6.2"""
-    nxt = buf.pull_uint8("next payload")
-    encr_alg = enum_or_int(EncrAlg, buf.pull_uint8("Encr alg"))
-    encr_data = buf.pull_bytes(buf.pull_uint16("Encr data len"), "Encr data")
+    f = buf.pull_bytes(4, "KEMAC")  # next payload, Encr alg, Encr data len
+    encr_alg = enum_or_int(EncrAlg, f[1])
+    encr_data = buf.pull_bytes((f[2] << 8) | f[3], "Encr data")
     off = buf.offset
-    mac_alg = _known(MAC_LENGTHS, MacAlg, buf.pull_uint8("MAC alg"), off, "MAC alg")
+    mac_alg = _known(MacAlg, buf.pull_uint8("MAC alg"), off, "MAC alg")
+    nxt = f[0]
     return Kemac(encr_alg, encr_data, mac_alg, _pull_mac(buf, mac_alg, "KEMAC MAC")), nxt
 
 
@@ -257,7 +260,7 @@ def pull_dh(buf: Buffer) -> tuple[Dh, int]:
     """# RFC 3830 §6.4"""
     nxt = buf.pull_uint8("next payload")
     off = buf.offset
-    group = _known(DH_VALUE_LENGTHS, DhGroup, buf.pull_uint8("DH-Group"), off, "DH group")
+    group = _known(DhGroup, buf.pull_uint8("DH-Group"), off, "DH group")
     value = buf.pull_bytes(DH_VALUE_LENGTHS[group], "DH-value")
     off = buf.offset
     b = buf.pull_uint8("Reserv/KV")
@@ -292,9 +295,10 @@ def push_sign(buf: Buffer, p: Sign, next_payload: int) -> None:
 
 def pull_timestamp(buf: Buffer) -> tuple[Timestamp, int]:
     """# RFC 3830 §6.6"""
-    nxt = buf.pull_uint8("next payload")
-    off = buf.offset
-    ts_type = _known(TS_VALUE_LENGTHS, TsType, buf.pull_uint8("TS type"), off, "TS type")
+    off = buf.offset + 1
+    f = buf.pull_bytes(2, "T")  # next payload, TS type
+    nxt = f[0]
+    ts_type = _known(TsType, f[1], off, "TS type")
     value = int.from_bytes(buf.pull_bytes(TS_VALUE_LENGTHS[ts_type], "TS value"), "big")
     return Timestamp(ts_type, value), nxt
 
@@ -308,9 +312,9 @@ def push_timestamp(buf: Buffer, p: Timestamp, next_payload: int) -> None:
 
 def pull_id(buf: Buffer) -> tuple[IdPayload, int]:
     """# RFC 3830 §6.7"""
-    nxt = buf.pull_uint8("next payload")
-    id_type = enum_or_int(IdType, buf.pull_uint8("ID type"))
-    return IdPayload(id_type, buf.pull_bytes(buf.pull_uint16("ID len"), "ID data")), nxt
+    f = buf.pull_bytes(4, "ID")  # next payload, ID type, ID len
+    data = buf.pull_bytes((f[2] << 8) | f[3], "ID data")
+    return IdPayload(enum_or_int(IdType, f[1]), data), f[0]
 
 
 def push_id(buf: Buffer, p: IdPayload, next_payload: int) -> None:
@@ -338,7 +342,7 @@ def pull_chash(buf: Buffer) -> tuple[Chash, int]:
     """# RFC 3830 §6.8"""
     nxt = buf.pull_uint8("next payload")
     off = buf.offset
-    func = _known(HASH_LENGTHS, HashFunc, buf.pull_uint8("Hash func"), off, "hash function")
+    func = _known(HashFunc, buf.pull_uint8("Hash func"), off, "hash function")
     return Chash(func, buf.pull_bytes(HASH_LENGTHS[func], "Hash")), nxt
 
 
@@ -352,10 +356,10 @@ def push_chash(buf: Buffer, p: Chash, next_payload: int) -> None:
 
 def pull_verification(buf: Buffer) -> tuple[Verification, int]:
     """# RFC 3830 §6.9"""
-    nxt = buf.pull_uint8("next payload")
-    off = buf.offset
-    alg = _known(MAC_LENGTHS, MacAlg, buf.pull_uint8("Auth alg"), off, "Auth alg")
-    return Verification(alg, _pull_mac(buf, alg, "V MAC")), nxt
+    off = buf.offset + 1
+    f = buf.pull_bytes(2, "V")  # next payload, Auth alg
+    alg = _known(MacAlg, f[1], off, "Auth alg")
+    return Verification(alg, _pull_mac(buf, alg, "V MAC")), f[0]
 
 
 def push_verification(
@@ -374,11 +378,12 @@ def pull_sp(buf: Buffer) -> tuple[SecurityPolicy, int]:
     nxt = buf.pull_uint8("next payload")
     policy_no = buf.pull_uint8("Policy no")
     prot = enum_or_int(ProtType, buf.pull_uint8("Prot type"))
+    n = buf.pull_uint16("Policy param length")
+    region = Buffer(buf.pull_bytes(n, "SP parameters"), base_offset=buf.offset - n)
     params: list[tuple[int, bytes]] = []
-    with buf.restrict(buf.pull_uint16("Policy param length"), "SP parameters"):
-        while buf.remaining():
-            t = buf.pull_uint8("SP param type")
-            params.append((t, buf.pull_bytes(buf.pull_uint8("SP param length"), "SP value")))
+    while region.remaining():
+        t = region.pull_uint8("SP param type")
+        params.append((t, region.pull_bytes(region.pull_uint8("SP param length"), "SP value")))
     return SecurityPolicy(policy_no, prot, tuple(params)), nxt
 
 
@@ -398,12 +403,11 @@ def push_sp(buf: Buffer, p: SecurityPolicy, next_payload: int) -> None:
 
 def pull_rand(buf: Buffer) -> tuple[Rand, int]:
     """# RFC 3830 §6.11"""
-    nxt = buf.pull_uint8("next payload")
-    off = buf.offset
-    n = buf.pull_uint8("RAND len")
-    if n == 0:
+    off = buf.offset + 1
+    f = buf.pull_bytes(2, "RAND")  # next payload, RAND len
+    if f[1] == 0:
         raise BadLengthError("RAND len 0", off)
-    return Rand(buf.pull_bytes(n, "RAND")), nxt
+    return Rand(buf.pull_bytes(f[1], "RAND")), f[0]
 
 
 def push_rand(buf: Buffer, p: Rand, next_payload: int) -> None:
@@ -416,9 +420,8 @@ def push_rand(buf: Buffer, p: Rand, next_payload: int) -> None:
 
 def pull_err(buf: Buffer) -> tuple[ErrorPayload, int]:
     """# RFC 3830 §6.12: Error no (8) | Reserved (16)"""
-    nxt = buf.pull_uint8("next payload")
-    error_no = enum_or_int(ErrorNo, buf.pull_uint8("Error no"))
-    return ErrorPayload(error_no, buf.pull_uint16("Reserved")), nxt
+    f = buf.pull_bytes(4, "ERR")  # next payload, Error no, Reserved
+    return ErrorPayload(enum_or_int(ErrorNo, f[1]), (f[2] << 8) | f[3]), f[0]
 
 
 def push_err(buf: Buffer, p: ErrorPayload, next_payload: int) -> None:
@@ -430,16 +433,18 @@ def push_err(buf: Buffer, p: ErrorPayload, next_payload: int) -> None:
 
 def pull_general_ext(buf: Buffer) -> tuple[GeneralExtension | KeyIdExtension, int]:
     """# RFC 3830 §6.15; type Key ID parsed per RFC 4563 §4"""
-    nxt = buf.pull_uint8("next payload")
-    ext_type = enum_or_int(ExtType, buf.pull_uint8("EXT type"))
-    n = buf.pull_uint16("EXT length")
+    f = buf.pull_bytes(4, "EXT")  # next payload, Type, Length
+    nxt = f[0]
+    ext_type = enum_or_int(ExtType, f[1])
+    n = (f[2] << 8) | f[3]
     if ext_type != ExtType.KEY_ID:
         return GeneralExtension(ext_type, buf.pull_bytes(n, "EXT data")), nxt
+    # the region is read whole, then parsed with its own cursor (offsets stay absolute)
+    region = Buffer(buf.pull_bytes(n, "Key ID information"), base_offset=buf.offset - n)
     entries: list[KeyIdEntry] = []
-    with buf.restrict(n, "Key ID information"):
-        while buf.remaining():
-            t = enum_or_int(KeyIdType, buf.pull_uint8("Key ID Type"))
-            entries.append(KeyIdEntry(t, buf.pull_bytes(buf.pull_uint8("Key ID Length"))))
+    while region.remaining():
+        f = region.pull_bytes(2, "Key ID Type/Length")
+        entries.append(KeyIdEntry(enum_or_int(KeyIdType, f[0]), region.pull_bytes(f[1], "Key ID")))
     return KeyIdExtension(tuple(entries)), nxt
 
 
@@ -471,12 +476,13 @@ def pull_key_data(buf: Buffer, *, salt_concat: bool = False) -> tuple[KeyData, i
     With ``salt_concat`` a TEK whose key is 30 or 46 bytes is split into key || 112-bit salt
     (some senders put the SRTP master salt into the key field).
     """
-    nxt = buf.pull_uint8("next payload")
-    off = buf.offset
-    b = buf.pull_uint8("Type/KV")
-    kd_type = _known(KeyDataType._value2member_map_, KeyDataType, b >> 4, off, "key data type")
-    len_off = buf.offset
-    key = buf.pull_bytes(buf.pull_uint16("Key data len"), "Key data")
+    off = buf.offset + 1
+    f = buf.pull_bytes(4, "Key data")  # next payload, Type|KV, Key data len
+    nxt = f[0]
+    b = f[1]
+    kd_type = _known(KeyDataType, b >> 4, off, "key data type")
+    len_off = off + 1
+    key = buf.pull_bytes((f[2] << 8) | f[3], "Key data")
     if not key:
         raise BadLengthError("Key data len 0", len_off)
     salt = None
