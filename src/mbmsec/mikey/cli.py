@@ -60,6 +60,13 @@ def looks_like_text(data: bytes) -> bool:
     return all(32 <= b < 127 or b in b"\t\r\n" for b in data)
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a long hex string is not a valid file name
+        return False
+
+
 def load_message_bytes(source: str, stdin: bytes | None = None) -> bytes:
     """Read ``source`` (a path, ``-`` for stdin, or literal hex) and return the message bytes.
 
@@ -69,7 +76,7 @@ def load_message_bytes(source: str, stdin: bytes | None = None) -> bytes:
         data = stdin if stdin is not None else sys.stdin.buffer.read(MAX_INPUT + 1)
     else:
         path = Path(source)
-        if not path.exists() and _HEX_TEXT.fullmatch(source.encode()):
+        if _HEX_TEXT.fullmatch(source.encode()) and not _is_file(path):
             return parse_hex_text(source.encode())
         try:
             with path.open("rb") as fh:

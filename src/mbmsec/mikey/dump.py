@@ -138,16 +138,28 @@ CODE_NAMES: Final[dict[type[IntEnum], dict[int, str]]] = {
         10: "SP parameters not supported",
         11: "Data type not supported",
         12: "Unspecified error",
+        # private use (RFC 3830 §10): mbmsec compact profile causes, mbms/compact.py ErrorCause
+        241: "B-TID unknown or expired (mbmsec, private use)",
+        242: "KEK unavailable, retry later (mbmsec, private use)",
+        243: "service unknown (mbmsec, private use)",
+        244: "not authorized (mbmsec, private use)",
+        245: "key not available (mbmsec, private use)",
     },
     KeyDataType: {0: "TGK", 1: "TGK+SALT", 2: "TEK", 3: "TEK+SALT"},
     KvType: {0: "Null", 1: "SPI/MKI", 2: "Interval"},
     ExtType: {0: "Vendor-ID", 1: "SDP-IDs", 2: "TESLA (RFC 4442)", 3: "Key ID (RFC 4563)"},
-    KeyIdType: {0: "MBMS Key Domain ID", 1: "MBMS MSK ID", 2: "MBMS MTK ID"},
+    KeyIdType: {
+        0: "MBMS Key Domain ID",
+        1: "MBMS MSK ID",
+        2: "MBMS MTK ID",
+        241: "MBMS User Service ID (mbmsec, private use)",  # mbms/keys.py
+    },
 }
 
-# Private-use ranges (RFC 3830 §10 data types; RFC 4563 §8 Key ID types).
+# Private-use ranges (RFC 3830 §10 data types and error numbers; RFC 4563 §8 Key ID types).
 _PRIVATE_USE: Final[dict[type[IntEnum], range]] = {
     DataType: range(241, 256),
+    ErrorNo: range(241, 256),
     KeyIdType: range(241, 256),
 }
 
