@@ -128,7 +128,8 @@ class Sign:
 
 @dataclass(frozen=True)
 class Timestamp:
-    """Timestamp payload T (RFC 3830 §6.6). ``value`` is the TS value as an integer."""
+    """Timestamp payload T (RFC 3830 §6.6). ``value`` is the TS value as an integer; as the
+    64-bit PRF / AES-CM IV input a COUNTER is the same integer zero-extended (§6.6)."""
 
     payload_type: ClassVar[PayloadType] = PayloadType.T
     ts_type: TsType
@@ -138,11 +139,6 @@ class Timestamp:
     def value_bytes(self) -> bytes:
         """The TS value as carried: 8 bytes for NTP types, 4 for COUNTER."""
         return self.value.to_bytes(TS_VALUE_LENGTHS[self.ts_type], "big")
-
-    @property
-    def value64(self) -> int:
-        """The TS value as the 64-bit integer used by the PRF and the AES-CM IV (§6.6)."""
-        return self.value
 
 
 @dataclass(frozen=True)
