@@ -94,3 +94,15 @@ def test_corrupted_payload_is_caught(tmp_path: Path) -> None:
     assert p.proto("udp").one("udp.checksum.status").show == "0"
     with pytest.raises(AssertionError):
         assert_clean(p)
+
+
+def test_missing_tshark_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tshark_harness
+
+    monkeypatch.setattr(tshark_harness.shutil, "which", lambda _name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        tshark_harness.tshark_path()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        tshark_harness.tshark_path()
