@@ -37,15 +37,6 @@ def tshark_path() -> str:
     return path
 
 
-def tshark_version() -> tuple[int, ...]:
-    out = subprocess.run(
-        [tshark_path(), "-v"], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    first = out.splitlines()[0]  # "TShark (Wireshark) 4.0.17 (Git v4.0.17 ...)"
-    ver = first.split()[2]
-    return tuple(int(x) for x in ver.split(".") if x.isdigit())
-
-
 @dataclass
 class Field:
     """One PDML ``<field>`` or ``<proto>`` element."""
