@@ -27,6 +27,7 @@ from mbmsec.errors import (
 )
 from mbmsec.srtp import (
     Mki,
+    RocMode,
     SrtpKey,
     SrtpProfile,
     SrtpReceiver,
@@ -167,12 +168,13 @@ def test_tampering_and_replay_rejected() -> None:
         receiver.unprotect(packet)
 
 
-def test_roc_continues_across_key_change_and_wrap() -> None:
+@pytest.mark.parametrize("mode", [RocMode.CONTINUOUS, RocMode.PER_KEY])
+def test_roc_across_key_change_and_wrap(mode: RocMode) -> None:
     key_a = SrtpKey(Mki(1, 1), MTK_A, SALT_A)
     key_b = SrtpKey(Mki(1, 2), MTK_B, SALT_B)
-    sender = SrtpSender(SSRC)
+    sender = SrtpSender(SSRC, roc_mode=mode)
     sender.set_key(key_a)
-    receiver = SrtpReceiver()
+    receiver = SrtpReceiver(roc_mode=mode)
     receiver.add_key(key_a)
     receiver.add_key(key_b)
     seqs = [65530 + i for i in range(6)] + list(range(6))
@@ -182,12 +184,14 @@ def test_roc_continues_across_key_change_and_wrap() -> None:
         rtp = build_rtp(SSRC, seq, i, b"p%d" % i)
         out = sender.protect(rtp)
         roc = 1 if i >= 6 else 0
+        if mode is RocMode.PER_KEY and i >= 8:
+            roc = 0  # a new MTK restarts the index
         ref_key = key_b if i >= 8 else key_a
         assert out == _reference_srtp(
             ref_key.master_key, ref_key.master_salt or b"", rtp, roc, ref_key.mki.encode()
         )
         assert receiver.unprotect(out).rtp == rtp
-    assert sender.roc == 1
+    assert sender.roc == (1 if mode is RocMode.CONTINUOUS else 0)
 
 
 def test_late_joiner_needs_roc_from_key_message() -> None:

@@ -17,9 +17,15 @@ pylibsrtp 1.0 (libsrtp 2.7) exposes neither the MKI nor the ROC in its Python AP
   libsrtp. Each MKI gets its own libsrtp session (one master key each).
 * set the ROC through ``srtp_set_stream_roc``, which the pylibsrtp extension exports as a C
   symbol; we call it with ``ctypes`` on the same shared object. Streams are created per SSRC
-  (``ssrc_specific``) so their ROC can be set before the first packet. This matters when the MTK
-  changes in the middle of a stream (the new key continues the packet index) and when a receiver
-  joins late (its first ROC comes from the key message).
+  (``ssrc_specific``) so their ROC can be set before the first packet.
+
+ROC across MTK changes (:class:`RocMode`). The MBMS profile signals no ROC (MTK messages use
+the empty CS ID map, so there is no SRTP-ID map ROC field). Default ``PER_KEY``: each new MTK
+starts a fresh crypto context at ROC 0 (or the ``roc`` a key message gives), as recommended in
+docs/spec-findings.md Q6; a receiver that joins in the middle of an MTK period then works unless
+the sequence number already wrapped under that MTK. ``CONTINUOUS`` keeps one packet index per
+SSRC across keys (RFC 3711 §3.3.1 with master key change by MKI); sender and receiver must use
+the same mode.
 
 A missing salt (MTK message without TEK+SALT) gives an all-zero master salt; RFC 3711 §8.2 lets
 the salt be public, and TS 33.246 makes the salt optional.
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any
 
 import pylibsrtp
@@ -45,6 +51,13 @@ RTP_HEADER_LENGTH = 12  # RFC 3550 §5.1 fixed header
 RTCP_HEADER_LENGTH = 8  # RFC 3550 §6.4.1: V/P/RC, PT, length, SSRC
 SRTCP_INDEX_LENGTH = 4  # RFC 3711 §3.4: E flag + 31-bit SRTCP index
 SRTCP_TAG_LENGTH = 10  # libsrtp uses the 80-bit tag for SRTCP in both AES-CM profiles
+
+
+class RocMode(Enum):
+    """How the ROC behaves when the MTK changes (see the module docstring)."""
+
+    PER_KEY = "per-key"
+    CONTINUOUS = "continuous"
 
 
 class SrtpProfile(IntEnum):
@@ -240,14 +253,19 @@ class _KeySession:
 class SrtpSender:
     """Protect RTP/RTCP of one SSRC with the current MTK and tag each packet with its MKI.
 
-    :meth:`set_key` switches to a new MTK; the packet index (ROC) continues across keys.
+    :meth:`set_key` switches to a new MTK; with :attr:`RocMode.CONTINUOUS` the packet index
+    (ROC) continues across keys, with :attr:`RocMode.PER_KEY` it restarts at the key's ``roc``.
     """
 
     def __init__(
-        self, ssrc: int, profile: SrtpProfile = SrtpProfile.AES128_CM_HMAC_SHA1_80
+        self,
+        ssrc: int,
+        profile: SrtpProfile = SrtpProfile.AES128_CM_HMAC_SHA1_80,
+        roc_mode: RocMode = RocMode.PER_KEY,
     ) -> None:
         self.ssrc = ssrc
         self.profile = profile
+        self.roc_mode = roc_mode
         self._key: SrtpKey | None = None
         self._session: _KeySession | None = None
         self._state: _StreamState | None = None
@@ -263,8 +281,12 @@ class SrtpSender:
         return 0 if self._state is None else self._state.roc
 
     def set_key(self, key: SrtpKey) -> None:
-        """Use ``key`` from the next packet on. Its ``roc`` seeds a sender that has sent nothing."""
-        if self._state is None:
+        """Use ``key`` from the next packet on.
+
+        Its ``roc`` seeds the index of a fresh context (PER_KEY, or a CONTINUOUS sender that has
+        sent nothing yet).
+        """
+        if self._state is None or self.roc_mode is RocMode.PER_KEY:
             self._state = _StreamState(roc=key.roc, s_l=-1)
         self._key = key
         self._session = _KeySession(key, self.profile)
@@ -324,10 +346,14 @@ class SrtpReceiver:
     """
 
     def __init__(
-        self, profile: SrtpProfile = SrtpProfile.AES128_CM_HMAC_SHA1_80, max_keys: int = 16
+        self,
+        profile: SrtpProfile = SrtpProfile.AES128_CM_HMAC_SHA1_80,
+        max_keys: int = 16,
+        roc_mode: RocMode = RocMode.PER_KEY,
     ) -> None:
         self.profile = profile
         self.max_keys = max_keys
+        self.roc_mode = roc_mode
         self._keys: dict[Mki, SrtpKey] = {}
         self._sessions: dict[Mki, _KeySession] = {}
         self._streams: dict[int, _StreamState] = {}
@@ -380,7 +406,10 @@ class SrtpReceiver:
         if ks is None:
             raise UnknownMkiError(mki.msk_id, mki.mtk_id)
         st = self._streams.get(ssrc)
-        roc = self._keys[mki].roc if st is None else estimate_roc(st.roc, st.s_l, seq)
+        if st is None or self.roc_mode is RocMode.PER_KEY:
+            roc = self._keys[mki].roc
+        else:
+            roc = estimate_roc(st.roc, st.s_l, seq)
         ks.ensure_stream(ssrc, roc, outbound=False)
         try:
             rtp = ks.session.unprotect(inner)
@@ -400,7 +429,8 @@ class SrtpReceiver:
         if ks is None:
             raise UnknownMkiError(mki.msk_id, mki.mtk_id)
         st = self._streams.get(ssrc)
-        ks.ensure_stream(ssrc, st.roc if st else self._keys[mki].roc, outbound=False)
+        continuous = st is not None and self.roc_mode is RocMode.CONTINUOUS
+        ks.ensure_stream(ssrc, st.roc if st and continuous else self._keys[mki].roc, outbound=False)
         try:
             return mki, ks.session.unprotect_rtcp(inner)
         except pylibsrtp.Error as exc:
