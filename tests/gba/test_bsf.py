@@ -222,6 +222,7 @@ def test_parameter_mismatch_is_400(change: dict[str, object]) -> None:
         (("Authorization", 'Digest username="u"'), ("Authorization", 'Digest username="v"')),
         (("Authorization", 'Digest username="", realm="r", nonce="", uri="/", response=""'),),
         (("Authorization", 'Digest username="u", realm="r", nonce="", uri="/", response="zz"'),),
+        (("Authorization", 'Digest username="\udcff", realm="r", nonce="", uri="/", response=""'),),
     ],
 )
 def test_bad_authorization_is_400(headers: tuple[tuple[str, str], ...]) -> None:
@@ -284,7 +285,9 @@ def test_zn_errors() -> None:
     good = ZnRequest(btid, NAF).to_json()
     assert zn(bsf, good, 1050.0).status == 200
     # NAF credentials
-    for auth in ("Bearer wrong", "", "Basic !!!", "Basic " + base64.b64encode(b"bmsc").decode()):
+    bad_auth = ["Bearer wrong", "", "Basic !!!", "Basic " + base64.b64encode(b"bmsc").decode()]
+    bad_auth += ["Bearer \udcff", "Basic " + base64.b64encode(b"\xff:\xfe").decode()]
+    for auth in bad_auth:
         r = zn(bsf, good, 1050.0, auth)
         assert r.status == 401 and json.loads(r.body) == {"error": "naf-unauthenticated"}
     basic = "Basic " + base64.b64encode(f"bmsc:{TOKEN}".encode()).decode()
@@ -334,6 +337,8 @@ def test_zn_naf_not_allowed_for_user() -> None:
         b"{" * 100000,
         b'{"btid": "' + b"x" * 300 + b'", "naf_id": "6162630100000001"}',
         b"\xff\xfe",
+        b'{"btid": "\\udcff", "naf_id": "6162630100000001"}',
+        b'{"btid": "x", "naf_id": "6162630100000001", "gsids": ["\\ud800"]}',
     ],
 )
 def test_zn_junk_is_400(body: bytes) -> None:

@@ -128,6 +128,17 @@ class _Pending:
     gba_u: bool
 
 
+def _clean_text(text: str, max_len: int) -> bool:
+    """Non-empty, at most ``max_len`` chars, valid UTF-8 (no lone surrogates), no controls."""
+    if not text or len(text) > max_len or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def gba_u_autn(autn: bytes, ik: bytes) -> bytes:
     """Return AUTN with MAC* = MAC xor Trunc(SHA-1(IK)) (first 64 bits), TS 33.220 §5.3.2."""
     if len(autn) != 16 or len(ik) != 16:
@@ -233,7 +244,7 @@ class Bsf:
         except DecodeError as exc:
             return self._reject(400, "ub malformed Authorization", request, reason=exc.reason)
         impi = creds.username
-        if not impi or len(impi) > 255:
+        if not _clean_text(impi, 255):
             return self._reject(400, "ub bad username", request)
         if self.hss.subscriber(impi) is None:
             return self._reject(403, "ub unknown IMPI", request, impi=impi)
@@ -335,7 +346,7 @@ class Bsf:
 
     def _naf_credential(self, header: str | None) -> NafCredential | None:
         """Match an ``Authorization: Bearer`` or ``Basic`` header in constant time per secret."""
-        if header is None or len(header) > MAX_AUTH_HEADER:
+        if header is None or not _clean_text(header, MAX_AUTH_HEADER):
             return None
         scheme, _, value = header.strip().partition(" ")
         value = value.strip()

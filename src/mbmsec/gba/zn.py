@@ -97,6 +97,8 @@ def _str(obj: dict[str, object], key: str, max_len: int, required: bool = True) 
         return None
     if not isinstance(v, str) or not v or len(v) > max_len:
         raise InvalidValueError(f"{key} must be a non-empty string of at most {max_len} chars")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in v):
+        raise InvalidValueError(f"{key} contains control characters or lone surrogates")
     return v
 
 
@@ -118,6 +120,8 @@ def _str_list(v: object, key: str) -> tuple[str, ...]:
         return ()
     if not isinstance(v, list) or len(v) > 256 or not all(isinstance(x, str) for x in v):
         raise InvalidValueError(f"{key} must be a list of strings")
+    if any(0xD800 <= ord(c) <= 0xDFFF for x in v for c in x):
+        raise InvalidValueError(f"{key} contains lone surrogates")
     return tuple(str(x) for x in v)
 
 
