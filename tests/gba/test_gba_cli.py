@@ -173,3 +173,21 @@ def test_bsf_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert main(["bsf", "--config", str(cfg), "--db", str(tmp_path / "g.db")]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1
+
+
+def test_bsf_config_defaults_and_listen_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mbmsec.errors import ConfigError
+    from mbmsec.net.http_bsf import load_bsf_config, parse_listen
+
+    monkeypatch.delenv("MBMSEC_GBA_DB", raising=False)
+    cfg = load_bsf_config(None)
+    assert cfg.listen == (("127.0.0.1", 8080),) and cfg.store == "mbmsec-gba.db"
+    assert cfg.generated_token and len(cfg.bsf.naf_credentials[0].secret) == 48
+    assert cfg.bsf.naf_credentials[0].secret not in repr(cfg)
+    monkeypatch.setenv("MBMSEC_GBA_DB", "/tmp/x.db")
+    assert load_bsf_config("").store == "/tmp/x.db"
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    assert parse_listen("0.0.0.0:80") == ("0.0.0.0", 80)
+    for bad in ("[::1]", "host:", "host:99999", ":80", "[::1]x"):
+        with pytest.raises(ConfigError):
+            parse_listen(bad)

@@ -189,8 +189,6 @@ def _bsf(args: argparse.Namespace) -> int:
         cfg = replace(cfg, listen=tuple(parse_listen(x) for x in args.listen))
     if args.db:
         cfg = replace(cfg, store=args.db)
-    elif "MBMSEC_GBA_DB" in os.environ and not (text and "store" in text):
-        cfg = replace(cfg, store=os.environ["MBMSEC_GBA_DB"])
     setup_json_logging(cfg.log_level.upper())
 
     def ready(urls: list[str]) -> None:

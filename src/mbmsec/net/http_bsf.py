@@ -10,7 +10,7 @@ Config (TOML, every key optional)::
     [bsf]
     domain = "bsf.mbmsec.test"        # BSF FQDN: Digest realm and B-TID suffix
     listen = ["127.0.0.1:8080"]       # host:port, "[::1]:8080"; port 0 picks a free port
-    store = "mbmsec-gba.db"           # SQLite file (subscribers + sessions), created 0600
+    store = "mbmsec-gba.db"           # SQLite file, created 0600 (default: $MBMSEC_GBA_DB)
     key_lifetime = 86400              # seconds
     nonce_lifetime = 60
     max_pending = 10000
@@ -169,7 +169,7 @@ def load_bsf_config(text: str | None, rng: Callable[[int], bytes] = os.urandom) 
     generated = not creds
     if generated:
         creds.append(NafCredential(name="naf", secret=rng(24).hex(), fqdns=("*",)))
-    store = str(_typed(raw, "store", str, DEFAULT_STORE))
+    store = str(_typed(raw, "store", str, os.environ.get("MBMSEC_GBA_DB", DEFAULT_STORE)))
     level = str(_typed(raw, "log_level", str, "info"))
     if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("bsf.log_level must be debug, info, warning or error")
