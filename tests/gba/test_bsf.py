@@ -168,11 +168,14 @@ def test_wrong_res_is_403_and_nonce_single_use() -> None:
     assert parse_www_authenticate(resp.header("WWW-Authenticate") or "").stale
 
 
-def test_replayed_nonce_after_success() -> None:
+def test_replayed_nonce_after_success(caplog: pytest.LogCaptureFixture) -> None:
     bsf = make_bsf()
     _, req = _challenge(bsf)
     assert bsf.handle(req, 1.0).status == 200
-    again = bsf.handle(req, 2.0)
+    with caplog.at_level(logging.INFO, logger="mbmsec.bsf"):
+        again = bsf.handle(req, 2.0)
+    bsf_lines = [r.getMessage() for r in caplog.records if r.name == "mbmsec.bsf"]
+    assert bsf_lines == ["ub stale nonce, new challenge"]
     assert again.status == 401
     assert parse_www_authenticate(again.header("WWW-Authenticate") or "").stale
 

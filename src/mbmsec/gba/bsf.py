@@ -197,7 +197,7 @@ class Bsf:
                 break
             del self._pending[nonce]
 
-    def _challenge(self, impi: str, now: float, *, stale: bool = False) -> HttpResponse:
+    def _challenge(self, impi: str, now: float, peer: str, *, stale: bool = False) -> HttpResponse:
         """Fetch an AV over Zh and answer 401 with a fresh AKA challenge (RFC 3310 §3.1)."""
         zh = self.hss.authentication_vector(impi)
         av = zh.av
@@ -225,7 +225,8 @@ class Bsf:
             qop=(QOP,),
             stale=stale,
         )
-        log.info("ub challenge", extra={"impi": impi, "stale": stale, "gba_u": gba_u})
+        event = "ub stale nonce, new challenge" if stale else "ub challenge"
+        log.info(event, extra={"peer": peer, "impi": impi, "stale": stale, "gba_u": gba_u})
         return HttpResponse(401, (("WWW-Authenticate", build_www_authenticate(ch)),))
 
     def _reject(
@@ -249,13 +250,12 @@ class Bsf:
         if self.hss.subscriber(impi) is None:
             return self._reject(403, "ub unknown IMPI", request, impi=impi)
         if creds.nonce == "":
-            return self._challenge(impi, now)  # TS 24.109 Table A.3-1 initial request
+            return self._challenge(impi, now, request.peer)  # TS 24.109 Table A.3-1
         pending = self._pending.get(creds.nonce)
         if pending is None or pending.impi != impi or pending.expires <= now:
             if pending is not None and pending.expires <= now:
                 del self._pending[creds.nonce]
-            log.info("ub stale nonce", extra={"peer": request.peer, "impi": impi})
-            return self._challenge(impi, now, stale=True)
+            return self._challenge(impi, now, request.peer, stale=True)
         del self._pending[creds.nonce]  # single use from here on
         problem = self._check_params(creds, request)
         if problem is not None:
@@ -296,7 +296,7 @@ class Bsf:
         except UnknownEntryError:
             return self._reject(403, "ub unknown IMPI", request, impi=p.impi)
         log.info("ub resync done", extra={"peer": request.peer, "impi": p.impi})
-        return self._challenge(p.impi, now)
+        return self._challenge(p.impi, now, request.peer)
 
     def _verify(
         self, request: HttpRequest, creds: DigestCredentials, p: _Pending, now: float
