@@ -206,3 +206,36 @@ class UnknownMkiError(KeyUnavailableError):
         self.msk_id = msk_id
         self.mtk_id = mtk_id
         super().__init__(f"no SRTP key for MKI msk_id={msk_id:08x} mtk_id={mtk_id}")
+
+
+# --- BM-SC key management (bmsc/, mbms/) -----------------------------------------------------
+
+
+class BtidUnknownError(KeyUnavailableError):
+    """Zn: the B-TID is unknown to the BSF or expired; the UE must bootstrap again
+    (TS 24.109 §5.2.4). Compact profile: private Error no 241, HTTP: 401."""
+
+    mikey_error = 241
+    http_status = 401
+
+
+class BsfUnreachableError(KeyUnavailableError):
+    """Zn: the BSF (or HSS behind it) cannot be reached or the lookup is still pending; the NAF
+    key is not in place yet. Compact profile: private Error no 242, HTTP: 503."""
+
+    mikey_error = 242
+    http_status = 503
+
+
+class ServiceUnknownError(KeyUnavailableError):
+    """No such MBMS user service, Key Domain or key group (private Error no 243, HTTP 404)."""
+
+    mikey_error = 243
+    http_status = 404
+
+
+class NotAuthorizedError(MbmsecError):
+    """The user may not receive this service's keys (private Error no 244, HTTP 403)."""
+
+    mikey_error = 244
+    http_status = 403
