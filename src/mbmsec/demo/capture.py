@@ -15,12 +15,23 @@ HTTP messages are re-serialised from the request/response dataclasses the server
 from __future__ import annotations
 
 import http
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
 
 from ..httpmsg import HttpRequest, HttpResponse
 from ..pcap import Address, PcapWriter, TcpStream
 
-__all__ = ["Capture", "CaptureStats", "serialize_request", "serialize_response"]
+__all__ = [
+    "Capture",
+    "CaptureStats",
+    "http_tap_middleware",
+    "serialize_request",
+    "serialize_response",
+]
 
 HTTP_RTT = 0.00002  # synthetic per-segment ACK delay inside one TCP exchange (seconds)
 
@@ -124,6 +135,10 @@ class Capture:
     def __len__(self) -> int:
         return len(self._events)
 
+    def exchanges(self) -> list[tuple[Address, Address, bytes, bytes]]:
+        """Every recorded HTTP exchange as (client, server, request, response), in order."""
+        return [(e.src, e.dst, e.data, e.reply) for e in self._events if e.kind == "http"]
+
     def pcap_bytes(self) -> bytes:
         """The capture file: events in time order; each HTTP client/server pair one TCP stream.
 
@@ -152,3 +167,53 @@ class Capture:
         for stream in streams.values():
             last_ts = stream.close(last_ts, HTTP_RTT)
         return writer.getvalue()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _addr(info: Any) -> Address | None:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
+
+
+def http_tap_middleware(
+    sink: Callable[[Address, Address, bytes, bytes, float, float], None],
+    clock: Callable[[], float] = time.time,
+) -> Any:
+    """An aiohttp middleware that reports every exchange it serves to ``sink``.
+
+    ``sink(client, server, request_bytes, response_bytes, started, answered)`` gets the
+    HTTP/1.1 form of the request and of the response the handler returned. Append it to an
+    ``aiohttp.web.Application``'s ``middlewares`` before the server starts; it changes nothing
+    in the exchange itself.
+    """
+
+    @web.middleware
+    async def tap(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = clock()
+        body = await request.read()
+        response = await handler(request)
+        transport = request.transport
+        client = _addr(transport.get_extra_info("peername")) if transport else None
+        server = _addr(transport.get_extra_info("sockname")) if transport else None
+        if client is not None and server is not None and isinstance(response, web.Response):
+            req = HttpRequest(
+                request.method, request.raw_path, tuple(request.headers.items()), body
+            )
+            headers = tuple(response.headers.items())
+            raw_body = response.body if isinstance(response.body, bytes) else b""
+            resp = HttpResponse(response.status, headers, raw_body)
+            host = request.host or f"{server[0]}:{server[1]}"
+            sink(
+                client,
+                server,
+                serialize_request(req, host),
+                serialize_response(resp),
+                started,
+                clock(),
+            )
+        return response
+
+    return tap
