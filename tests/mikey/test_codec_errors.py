@@ -78,7 +78,10 @@ def raises_at(exc: type[DecodeError], offset: int, data: bytes, **opts: object) 
 
 
 def hdr_then(first: int, tail: bytes) -> bytes:
-    return patched(HDR_EMPTY, 2, first) + tail
+    hdr = patched(HDR_EMPTY, 2, first)
+    if first == 10:  # SP needs a map other than the empty one (RFC 4563 §5): SRTP-ID, #CS 0
+        hdr = patched(hdr, 9, CsIdMapType.SRTP_ID)
+    return hdr + tail
 
 
 # --- header ----------------------------------------------------------------------------------
@@ -270,9 +273,34 @@ def test_unknown_non_structural_values_round_trip() -> None:
         KeyIdExtension((KeyIdEntry(250, b"\x01"),)),
         SecurityPolicy(1, 7, ((99, b""),)),
     ]
-    raw = encode_message(Header(0xF5, 5), payloads)
+    raw = encode_message(Header(0xF5, 5, cs_id_map_type=CsIdMapType.SRTP_ID), payloads)
     m = decode_message(raw)
     assert m.payloads == tuple(payloads) and m.header.data_type == 0xF5
+
+
+# --- RFC 4563 §5: no SP payload with the empty CS ID map ----------------------------------------
+
+
+def test_sp_with_empty_map_is_refused_unless_lenient() -> None:
+    sp = SecurityPolicy(0, 0, ((0, b"\x01"),))
+    t = Timestamp(TsType.COUNTER, 1)
+    for map_type in (CsIdMapType.SRTP_ID, CsIdMapType.GENERIC_ID):
+        ok = encode_message(Header(DataType.PSK_INIT, 1, cs_id_map_type=map_type), [t, sp])
+        assert decode_message(ok).payloads == (t, sp)
+    empty = Header(DataType.PSK_INIT, 1, cs_id_map_type=CsIdMapType.EMPTY)
+    with pytest.raises(ConfigError):
+        encode_message(empty, [t, sp])
+    raw = encode_message(empty, [t, sp], allow_empty_map_sp=True)
+    assert raw == ok[:9] + b"\x01" + ok[10:]  # only the map type byte differs
+    # HDR 0-9, T 10-15, SP at 16: the error names the SP payload's offset
+    err = raises_at(InvalidValueError, 16, raw)
+    assert "empty map" in str(err)
+    raises_at(InvalidValueError, 10, encode_message(empty, [sp], allow_empty_map_sp=True))
+    m = decode_message(raw, DecodeOptions(lenient_empty_map_sp=True))
+    assert m.payloads == (t, sp)
+    assert encode_message(m.header, m.payloads, allow_empty_map_sp=True) == raw
+    # without SP the empty map is fine (the MBMS profile's shape)
+    assert decode_message(encode_message(empty, [t])).payloads == (t,)
 
 
 # --- encoder refusals (local misuse -> ConfigError) ---------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mbmsec.errors import ConfigError, InvalidValueError
 from mbmsec.mikey.codec import (
     DecodeOptions,
     decode_key_data,
@@ -144,15 +146,27 @@ def messages(draw: st.DrawFn) -> tuple[Header, list[Payload]]:
 @given(messages())
 def test_message_round_trip(msg: tuple[Header, list[Payload]]) -> None:
     header, payloads = msg
-    raw = encode_message(header, payloads)
-    m = decode_message(raw)
+    # RFC 4563 §5: SP with the empty map only through the lenient switches, never strictly
+    empty_map_sp = header.cs_id_map_type == CsIdMapType.EMPTY and any(
+        isinstance(p, SecurityPolicy) for p in payloads
+    )
+    raw = encode_message(header, payloads, allow_empty_map_sp=empty_map_sp)
+    if empty_map_sp:
+        with pytest.raises(InvalidValueError):
+            decode_message(raw)
+        with pytest.raises(ConfigError):
+            encode_message(header, payloads)
+    m = decode_message(raw, DecodeOptions(lenient_empty_map_sp=empty_map_sp))
     assert m.header == header
     assert m.payloads == tuple(payloads)
-    assert encode_message(m.header, m.payloads) == raw
+    assert encode_message(m.header, m.payloads, allow_empty_map_sp=empty_map_sp) == raw
     assert len(m.payload_offsets) == len(payloads)
     if payloads and isinstance(payloads[-1], Kemac | Verification):
         assert m.mac_offset == len(raw) - len(payloads[-1].mac)
-        assert encode_message(header, payloads, without_final_mac=True) == m.mac_input
+        without = encode_message(
+            header, payloads, without_final_mac=True, allow_empty_map_sp=empty_map_sp
+        )
+        assert without == m.mac_input
     else:
         assert m.mac_offset is None
     if payloads and isinstance(payloads[-1], Sign):

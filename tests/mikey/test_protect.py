@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.keywrap import aes_key_wrap
 
+from mbmsec.crypto import aes_kw_unwrap, aes_kw_unwrap_iv, aes_kw_wrap_iv
 from mbmsec.errors import (
     AuthError,
     DecodeError,
@@ -242,21 +242,7 @@ def test_message_not_ending_in_kemac() -> None:
         protect.verify_and_decrypt(decode_message(R_MESSAGE), PSK32)
 
 
-# --- AES key wrap core ---------------------------------------------------------------------------
-
-
-def test_kw_core_matches_rfc3394_with_default_iv() -> None:
-    # RFC 3394 §4.1 and §4.6 test vectors via cryptography's aes_key_wrap (default IV)
-    kek = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
-    data = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
-    expect = bytes.fromhex("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5")
-    iv = bytes.fromhex("A6A6A6A6A6A6A6A6")
-    assert protect._kw_wrap(kek, iv, data) == expect == aes_key_wrap(kek, data)
-    assert protect._kw_unwrap(kek, iv, expect) == data
-    with pytest.raises(DecryptError):
-        protect._kw_unwrap(kek, b"\x00" * 8, expect)
-    data32 = bytes(range(32))
-    assert protect._kw_wrap(kek, iv, data32) == aes_key_wrap(kek, data32)
+# --- AES key wrap (RFC 3830 §4.2.3: RFC 3394 with IV = the 64-bit salt S) -----------------------
 
 
 def test_aes_kw_kemac_uses_salt_iv_and_zero_padding() -> None:
@@ -266,9 +252,33 @@ def test_aes_kw_kemac_uses_salt_iv_and_zero_padding() -> None:
     kemac = m.payloads[-1]
     assert isinstance(kemac, Kemac)
     keys = derive_transport_keys(PSK32, 0x11223344, R16)
-    pt = protect._kw_unwrap(keys.encr_key, keys.salt_key[:8], kemac.encr_data)
+    # the IV is S, the first 64 bits of the salt PRF output, not A6A6...: the default unwrap fails
+    with pytest.raises(DecryptError):
+        aes_kw_unwrap(keys.encr_key, kemac.encr_data)
+    pt = aes_kw_unwrap_iv(keys.encr_key, keys.salt_key[:8], kemac.encr_data)
     chain = encode_key_data(KEYS[:1])  # 4 + 16 + 6 = 26 bytes -> padded to 32
     assert pt == chain + bytes(32 - len(chain))
+    assert kemac.encr_data == aes_kw_wrap_iv(keys.encr_key, keys.salt_key[:8], pt)
+
+
+@pytest.mark.parametrize("encr", list(EncrAlg))
+def test_kemac_without_key_data_round_trips(encr: EncrAlg) -> None:
+    # RFC 3830 §6.2: an update message may carry an empty Key data chain
+    before = [Timestamp(TsType.COUNTER, 2), Rand(R16)]
+    out = protect.build_psk_message(hdr(), before, [], PSK32, encr)
+    kemac = decode_message(out).payloads[-1]
+    assert isinstance(kemac, Kemac) and kemac.encr_data == b""
+    got = protect.verify_and_decrypt(decode_message(out), PSK32, allow_null_encr=True)
+    assert got == ()
+
+
+@pytest.mark.parametrize("key_len", [1, 2, 3, 4, 5, 12, 13])
+def test_aes_kw_short_chain_padded_to_16_bytes_round_trips(key_len: int) -> None:
+    # a chain shorter than 9 bytes is padded to 16 (RFC 3394 needs n >= 2): up to 11 zero bytes
+    kd = (KeyData(KeyDataType.TGK, bytes(range(1, key_len + 1))),)
+    before = [Timestamp(TsType.COUNTER, 4), Rand(R16)]
+    out = protect.build_psk_message(hdr(), before, kd, PSK32, EncrAlg.AES_KW_128)
+    assert protect.verify_and_decrypt(decode_message(out), PSK32) == kd
 
 
 # --- verification message ------------------------------------------------------------------------

@@ -20,6 +20,9 @@ Rules (strict by default, see :class:`DecodeOptions`):
   key), reads past the end TruncatedError, bytes after the last payload TrailingDataError, too
   many payloads TooManyPayloadsError, an oversize message OversizeError. Each names the offset.
 - SIGN has no next-payload byte and therefore always ends the message.
+- RFC 4563 §5: with CS ID map type 1 (empty map) "there MUST NOT be any Security Policy payload
+  present in the message": an SP payload then raises InvalidValueError at the SP payload's
+  offset (``lenient_empty_map_sp`` accepts it); the encoder refuses to write one.
 
 Any other input error is turned into DecodeError at the boundary; nothing else escapes.
 """
@@ -34,12 +37,13 @@ from ..buffer import Buffer
 from ..errors import (
     ConfigError,
     DecodeError,
+    InvalidValueError,
     OversizeError,
     TooManyPayloadsError,
     TrailingDataError,
     UnknownPayloadError,
 )
-from .constants import PayloadType
+from .constants import CsIdMapType, PayloadType
 from .payloads import (
     Cert,
     Chash,
@@ -142,6 +146,7 @@ class DecodeOptions:
     max_payloads: int = 32
     lenient_trailing_padding: bool = False  # accept exactly one 0x00 after the last payload
     lenient_key_salt_concat: bool = False  # split a TEK key of 30/46 bytes into key || salt
+    lenient_empty_map_sp: bool = False  # accept SP payloads with the empty map (RFC 4563 §5)
 
 
 P = TypeVar("P")
@@ -300,6 +305,7 @@ def _decode(buf: Buffer, raw: bytes, opts: DecodeOptions) -> Message:
     offsets: list[int] = []
     max_payloads = opts.max_payloads
     pulls = _PULL
+    no_sp = header.cs_id_map_type == CsIdMapType.EMPTY and not opts.lenient_empty_map_sp
     while nxt:  # PayloadType.LAST == 0
         start = buf.position  # == offset: the message buffer has base offset 0
         pull = pulls.get(nxt)
@@ -308,6 +314,9 @@ def _decode(buf: Buffer, raw: bytes, opts: DecodeOptions) -> Message:
             raise UnknownPayloadError(f"next payload {nxt} ({where})", np_off)
         if len(offsets) >= max_payloads:
             raise TooManyPayloadsError(f"more than {max_payloads} payloads", start)
+        if no_sp and nxt == PayloadType.SP:
+            # RFC 4563 §5: no Security Policy payload with the empty CS ID map
+            raise InvalidValueError("SP payload with CS ID map type 1 (empty map)", start)
         np_off = start
         p, nxt = pull(buf)
         payloads.append(p)
@@ -339,13 +348,19 @@ def _decode(buf: Buffer, raw: bytes, opts: DecodeOptions) -> Message:
 
 
 def encode_message(
-    header: Header, payloads: Sequence[Payload], *, without_final_mac: bool = False
+    header: Header,
+    payloads: Sequence[Payload],
+    *,
+    without_final_mac: bool = False,
+    allow_empty_map_sp: bool = False,
 ) -> bytes:
     """Encode HDR and payloads; next-payload bytes follow the list order (RFC 3830 §6).
 
     With ``without_final_mac`` the last payload (KEMAC or V) is written up to and including its
     MAC/Auth alg byte and its ``mac`` is ignored: that is the MAC input of RFC 3830 §5.2, to
-    which the caller appends the computed MAC. Raises ConfigError for values that do not fit.
+    which the caller appends the computed MAC. An SP payload with the empty CS ID map is
+    refused (RFC 4563 §5) unless ``allow_empty_map_sp`` (to re-encode what a lenient decoder
+    accepted). Raises ConfigError for values that do not fit or break that rule.
     """
     buf = Buffer()
     n = len(payloads)
@@ -354,6 +369,12 @@ def encode_message(
         if type(p) not in _PUSH:
             raise ConfigError(f"not a MIKEY payload: {type(p).__name__}")
         types.append(p.payload_type)
+    if (
+        header.cs_id_map_type == CsIdMapType.EMPTY
+        and PayloadType.SP in types
+        and not allow_empty_map_sp
+    ):
+        raise ConfigError("RFC 4563 §5: no SP payload with CS ID map type 1 (empty map)")
     try:
         push_header(buf, header, types[0] if n else PayloadType.LAST)
         for i, p in enumerate(payloads):

@@ -17,7 +17,10 @@ Q4):
   (the first 8 bytes of the salt_key PRF output), not the RFC 3394 default IV. RFC 3830 gives no
   padding rule and RFC 3394 needs 8n bytes, n >= 2; ours: the Key data chain is padded with zero
   bytes to a multiple of 8 (at least 16). The receiver accepts at most 7 zero bytes after the
-  chain's last sub-payload. Prefer AES-CM-128 for interop.
+  chain's last sub-payload (at most 15 when the plaintext is the 16-byte minimum). An empty
+  chain (an update without keys, §6.2) is sent as empty Encr data. The wrap itself is
+  :func:`mbmsec.crypto.aes_kw_wrap_iv` (``cryptography``'s aes_key_wrap cannot take an IV).
+  Prefer AES-CM-128 for interop.
 - **NULL** encryption and NULL MAC are refused by the receiver unless explicitly allowed
   (§4.2.3, §4.2.4: "very restricted usage"; "the NULL MAC SHOULD NOT be used in the pre-shared
   key case").
@@ -46,9 +49,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final, TypeVar
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from ..crypto import aes_cm, mac_equal
+from ..crypto import aes_cm, aes_kw_unwrap_iv, aes_kw_wrap_iv, mac_equal
 from ..errors import (
     AuthError,
     ConfigError,
@@ -111,6 +112,7 @@ _AES_KEY_LEN: Final = 16  # AES-CM-128 / AES-KW-128 (§4.2.3)
 _AUTH_KEY_LEN: Final = 20  # HMAC-SHA-1-160 (§4.2.4)
 _SALT_LEN: Final = 14  # AES-CM 112-bit salt; AES-KW uses its first 64 bits
 _KW_IV_LEN: Final = 8
+_KW_MIN_LEN: Final = 16  # RFC 3394: n >= 2 64-bit blocks
 _KW_MAX_PAD: Final = 7
 
 
@@ -174,45 +176,6 @@ def _require_mac(alg: int, allow_null_mac: bool, what: str) -> None:
         raise MacNotSupportedError(f"MAC alg {alg} not supported")
 
 
-# --- AES key wrap with the MIKEY IV (RFC 3394 §2.2.1/§2.2.2, IV = S per RFC 3830 §4.2.3) -------
-
-
-def _ecb(key: bytes) -> Cipher[modes.ECB]:
-    return Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - RFC 3394 block steps
-
-
-def _kw_wrap(kek: bytes, iv: bytes, data: bytes) -> bytes:
-    """RFC 3394 key wrap (index method) with initial value ``iv``; ``data`` is 8n bytes, n>=2."""
-    n = len(data) // 8
-    r = [data[8 * i : 8 * i + 8] for i in range(n)]
-    a = int.from_bytes(iv, "big")
-    enc = _ecb(kek).encryptor()
-    for j in range(6):
-        for i in range(n):
-            b = enc.update(a.to_bytes(8, "big") + r[i])
-            a = int.from_bytes(b[:8], "big") ^ (n * j + i + 1)
-            r[i] = b[8:]
-    return a.to_bytes(8, "big") + b"".join(r)
-
-
-def _kw_unwrap(kek: bytes, iv: bytes, data: bytes) -> bytes:
-    """RFC 3394 key unwrap; raises DecryptError when the integrity check value differs."""
-    if len(data) % 8 or len(data) < 24:
-        raise DecryptError("AES-KW data must be 8n bytes, n >= 3")
-    n = len(data) // 8 - 1
-    a = int.from_bytes(data[:8], "big")
-    r = [data[8 * (i + 1) : 8 * (i + 2)] for i in range(n)]
-    dec = _ecb(kek).decryptor()
-    for j in reversed(range(6)):
-        for i in reversed(range(n)):
-            b = dec.update((a ^ (n * j + i + 1)).to_bytes(8, "big") + r[i])
-            a = int.from_bytes(b[:8], "big")
-            r[i] = b[8:]
-    if not mac_equal(a.to_bytes(8, "big"), iv):
-        raise DecryptError("AES-KW unwrap failed integrity check")
-    return b"".join(r)
-
-
 # --- KEMAC (PSK I_MESSAGE) --------------------------------------------------------------------
 
 
@@ -235,9 +198,11 @@ def _encrypt(alg: int, keys: TransportKeys, csb_id: int, t: Timestamp | None, pt
             raise ConfigError("AES-CM KEMAC needs a T payload for the IV")
         return aes_cm(keys.encr_key, kemac_iv(keys.salt_key, csb_id, t.value), pt)
     if alg == EncrAlg.AES_KW_128:
+        if not pt:
+            return b""  # an empty Key data chain stays empty (the receiver maps b"" to b"")
         padded = pt + bytes(-len(pt) % 8)
-        padded += bytes(max(0, 16 - len(padded)))
-        return _kw_wrap(keys.encr_key, keys.salt_key[:_KW_IV_LEN], padded)
+        padded += bytes(max(0, _KW_MIN_LEN - len(padded)))
+        return aes_kw_wrap_iv(keys.encr_key, keys.salt_key[:_KW_IV_LEN], padded)
     raise EncryptionNotSupportedError(f"Encr alg {alg} not supported")
 
 
@@ -250,7 +215,7 @@ def _decrypt(alg: int, keys: TransportKeys, csb_id: int, t: Timestamp | None, ct
     if alg == EncrAlg.AES_KW_128:
         if not ct:
             return b""
-        return _kw_unwrap(keys.encr_key, keys.salt_key[:_KW_IV_LEN], ct)
+        return aes_kw_unwrap_iv(keys.encr_key, keys.salt_key[:_KW_IV_LEN], ct)
     if alg == EncrAlg.NULL:
         return ct
     raise EncryptionNotSupportedError(f"Encr alg {alg} not supported")
@@ -347,7 +312,10 @@ def verify_and_decrypt(
             salt_key=prf.derive(label(LABEL_TRANSPORT_SALT, TRANSPORT_CS_ID, header.csb_id, r), 14),
         )
     pt = _decrypt(kemac.encr_alg, keys, header.csb_id, message.find(Timestamp), kemac.encr_data)
-    max_pad = _KW_MAX_PAD if kemac.encr_alg == EncrAlg.AES_KW_128 else 0
+    max_pad = 0
+    if kemac.encr_alg == EncrAlg.AES_KW_128:
+        # padding to a multiple of 8, and a chain shorter than 9 bytes up to 16 bytes
+        max_pad = _KW_MAX_PAD if len(pt) > _KW_MIN_LEN else _KW_MIN_LEN - 1
     try:
         return decode_key_data(pt, options, max_zero_padding=max_pad)
     except DecodeError as exc:
