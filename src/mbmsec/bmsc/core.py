@@ -439,8 +439,8 @@ class BmscCore:
             self.push_msk(p.user, p.msk, p.addr, now, True, p.retries_left - 1)
 
     def _offer_next_msks(self, now: float) -> None:
-        """Leader/any: when a service's next MSK becomes available, schedule pushes of it to
-        every registration, spread over a tenth of the lead time."""
+        """Leader: when a service's next MSK becomes available, schedule pushes of it to every
+        registration, spread over a tenth of the lead time."""
         for svc in self.scheduler.services():
             nxt = self.scheduler.next_msk(svc, now)
             if nxt is None:
@@ -531,7 +531,8 @@ class BmscCore:
             self.scheduler.ensure(now)
         for svc in self.scheduler.services():
             self._announce_at.setdefault(svc.service_id, now)
-        self._offer_next_msks(now)
+        if self.config.leader:  # one process pushes next MSKs to registrations
+            self._offer_next_msks(now)
         self._run_push_queue(now)
         self._retry_pushes(now)
         self._announce(now)
