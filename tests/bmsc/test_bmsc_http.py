@@ -17,7 +17,7 @@ from mbmsec.bmsc.http_xml import (
     parse_registration_response,
     parse_request_body,
 )
-from mbmsec.errors import DecodeError
+from mbmsec.errors import CounterNotIncreasingError, DecodeError
 from mbmsec.gba.digest import (
     naf_password,
     parse_authentication_info,
@@ -220,3 +220,18 @@ def test_request_bodies_round_trip() -> None:
     assert (req.msks, req.mikey_port) == (tuple(refs), 5)
     req = parse_request_body("register", build_registration(["a&b", "c"]))
     assert req.service_ids == ("a&b", "c") and req.mikey_port is None
+
+
+def test_replayed_msk_push_rejected_by_muk_counter() -> None:
+    core, store, ue = _setup()
+    ue.http(core, "register", build_registration(["urn:svc:news"], mikey_port=40000), NOW)
+    first = _pushes(core, NOW)[0]
+    ref = store.msks_for_service("urn:svc:news")[0].ref
+    ue.http(core, "msk-request", build_msk_request([ref], mikey_port=40000), NOW + 1)
+    second = _pushes(core, NOW + 1)[0]
+    last = None
+    for data in (first, second):
+        last = check_msk_counter(check_msk_message(data, ue.muk).timestamp, last)
+    for data in (first, second):  # replays of both are refused
+        with pytest.raises(CounterNotIncreasingError):
+            check_msk_counter(check_msk_message(data, ue.muk).timestamp, last)
