@@ -97,7 +97,14 @@ MAX_PARKED_PER_BTID: Final = 4
 
 @dataclass(frozen=True)
 class BmscConfig:
-    """BM-SC settings. ``fqdn`` is the NAF FQDN: IDi of MSK messages and digest realm."""
+    """BM-SC settings. ``fqdn`` is the NAF FQDN: IDi of MSK messages and digest realm.
+
+    ``leader``: this process generates keys and pushes next MSKs (one per deployment); the
+    others read keys from the shared store. ``nonce_secret``: HTTP digest nonce key shared by
+    all workers behind one address (default: random per process). ``response_bound``: compact
+    answers are at most this multiple of the request size. ``park_timeout``: how long a
+    datagram waits for an asynchronous Zn answer.
+    """
 
     fqdn: str
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -112,7 +119,9 @@ class BmscConfig:
     max_users: int = 100_000
     max_parked: int = 10_000
     nonce_lifetime: float = 300.0
+    nonce_secret: bytes | None = field(default=None, repr=False)
     purge_interval: float = 300.0
+    park_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -358,9 +367,9 @@ class BmscCore:
 
     def _park(self, btid: str, data: bytes, addr: Addr, now: float) -> None:
         total = sum(len(v) for v in self._parked.values())
-        q = self._parked.setdefault(btid, [])
+        q = self._parked.get(btid, [])
         if len(q) < MAX_PARKED_PER_BTID and total < self.config.max_parked:
-            q.append((data, addr, now))
+            self._parked[btid] = [*q, (data, addr, now)]
 
     def on_zn_ready(self, btid: str, now: float) -> None:
         """A Zn lookup for ``btid`` finished (answer or failure is in the Zn cache): process the
@@ -516,10 +525,11 @@ class BmscCore:
 
     def get_timer(self) -> float | None:
         """The earliest deadline: announcements, key schedule, push retries and queue, purge."""
-        cands = list(self._announce_at.values())
+        cands = list(self._announce_at.values()) if self.config.leader else []
         cands += [p.deadline for p in self._outstanding.values()]
         if self._push_queue:
             cands.append(self._push_queue[0][0])
+        cands += [q[0][2] + self.config.park_timeout for q in self._parked.values() if q]
         if self._next_purge is not None:
             cands.append(self._next_purge)
         return min(cands) if cands else None
@@ -527,18 +537,31 @@ class BmscCore:
     def handle_timer(self, now: float) -> None:
         """Run everything due at ``now``: key generation (leader), next-MSK pushes, push
         retries, MTK announcements, purge of old keys."""
+        self.scheduler.refresh_services()
         if self.config.leader:
             self.scheduler.ensure(now)
         for svc in self.scheduler.services():
             self._announce_at.setdefault(svc.service_id, now)
+        for sid in [s for s in self._announce_at if self.scheduler.service(s) is None]:
+            del self._announce_at[sid]
         if self.config.leader:  # one process pushes next MSKs to registrations
             self._offer_next_msks(now)
         self._run_push_queue(now)
         self._retry_pushes(now)
-        self._announce(now)
+        if self.config.leader:  # one process announces MTKs (COUNTERs stay in order)
+            self._announce(now)
+        for btid in [
+            b for b, q in self._parked.items() if q[0][2] + self.config.park_timeout <= now
+        ]:
+            del self._parked[btid]  # the Zn answer never came
         if self._next_purge is None or now >= self._next_purge:
             self.scheduler.purge(now)
+            self._offered = {(sid, i) for sid, i in self._offered if self._still_due(sid, i, now)}
             self._next_purge = now + self.config.purge_interval
+
+    def _still_due(self, service_id: str, msk_index: int, now: float) -> bool:
+        svc = self.scheduler.service(service_id)
+        return svc is not None and msk_index >= self.scheduler.msk_index(svc, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         """Everything queued for the network (answers, pushes, MTK messages), in order."""

@@ -101,7 +101,8 @@ class HttpKeyManagement:
 
     def __init__(self, core: BmscCore) -> None:
         self.core = core
-        self._secret = core.rng(32)
+        secret = core.config.nonce_secret
+        self._secret = secret if secret is not None else core.rng(32)
         self.realm = naf_realm(core.config.fqdn)
         self._replay = ReplayGuard(ReplayConfig(max_skew=core.config.nonce_lifetime))
 

@@ -80,6 +80,10 @@ class KeyScheduler:
         self.store.put_service(service)
         self._services[service.service_id] = service
 
+    def refresh_services(self) -> None:
+        """Reload the service list from the store (services added or removed elsewhere)."""
+        self._services = {s.service_id: s for s in self.store.services()}
+
     def service(self, service_id: str) -> ServiceRecord | None:
         """The service, from memory or (another worker added it) from the store."""
         s = self._services.get(service_id)
