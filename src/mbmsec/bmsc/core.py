@@ -193,7 +193,7 @@ class BmscCore:
         self._announce_at: dict[str, float] = {s.service_id: 0.0 for s in self.scheduler.services()}
         self._offered: set[tuple[str, int]] = set()  # (service, MSK index) pushed to registrations
         self._push_queue: list[tuple[float, str, str]] = []  # (when, impi, service_id)
-        self._next_purge: float | None = None
+        self._next_purge = 0.0  # first handle_timer purges and arms the periodic tasks
         self.stats: dict[str, int] = {}
         from .http_handler import HttpKeyManagement
 
@@ -530,8 +530,7 @@ class BmscCore:
         if self._push_queue:
             cands.append(self._push_queue[0][0])
         cands += [q[0][2] + self.config.park_timeout for q in self._parked.values() if q]
-        if self._next_purge is not None:
-            cands.append(self._next_purge)
+        cands.append(self._next_purge)
         return min(cands) if cands else None
 
     def handle_timer(self, now: float) -> None:
@@ -554,7 +553,7 @@ class BmscCore:
             b for b, q in self._parked.items() if q[0][2] + self.config.park_timeout <= now
         ]:
             del self._parked[btid]  # the Zn answer never came
-        if self._next_purge is None or now >= self._next_purge:
+        if now >= self._next_purge:
             self.scheduler.purge(now)
             self._offered = {(sid, i) for sid, i in self._offered if self._still_due(sid, i, now)}
             self._next_purge = now + self.config.purge_interval
