@@ -13,7 +13,11 @@ run is reproducible byte for byte from its seed.
 The event queue holds datagram deliveries, HTTP responses and node timers. Timers are kept in a
 lazy heap: after each interaction with a node its ``get_timer()`` is pushed; a popped entry that
 no longer matches the node's timer is stale and skipped. Each node address has a link profile
-(loss, delay, jitter) applied to datagrams it sends (uplink) and receives (downlink); a node can
+(loss, delay, jitter) applied to datagrams it sends (uplink) and receives (downlink); HTTP
+exchanges cross the same links as TCP would (a lost segment costs a retransmission timeout; the
+exchange fails when the total passes ``http_timeout``, or at once when the server is down, after
+``http_timeout``). A simplification: the server handler runs at send time, so its effects
+(an MSK push) start one network delay early. A node can
 be taken down (unreachable: everything to and from it is lost) and brought back. Multicast groups
 are addresses with member lists; a datagram to a group is copied to each member through that
 member's downlink.
@@ -264,21 +268,36 @@ class Simulator:
         elif timer is None:
             node.timer = None
 
+    def _tcp_delay(self, links: tuple[LinkProfile, ...]) -> float:
+        """One-way delay of an HTTP message over TCP: each loss costs a retransmission timeout
+        (1 s, doubling, RFC 6298), so loss shows up as latency, not as failure."""
+        total = 0.0
+        for link in links:
+            rto = 1.0
+            while self._lost(link):
+                total += rto
+                rto *= 2
+            total += self._delay(link)
+        return total
+
     def _http_request(self, node: _Node, request_id: int, server: str, req: HttpRequest) -> None:
         self.stats.http_requests += 1
         entry = self._http.get(server)
-        fail = entry is None or not entry[2] or not node.up
-        if not fail and entry is not None:
+        if entry is not None and entry[2] and node.up:
             handler, link, _ = entry
-            lost = self._lost(node.uplink) or self._lost(link) or self._lost(node.downlink)
-            if not lost:
-                rtt = 2 * (self._delay(node.uplink) + self._delay(link))
+            up = self._tcp_delay((node.uplink, link))
+            down = self._tcp_delay((link, node.downlink))
+            if up + down < self.http_timeout:
                 response = handler(replace(req, peer=node.addr[0]), self.now)
                 server_node = self._nodes.get(self._http_nodes.get(server, ("", -1)))
                 if server_node is not None:
                     self._poll(server_node)
                 self._push(
-                    self.now + rtt, "http", node.addr, request_id=request_id, response=response
+                    self.now + up + down,
+                    "http",
+                    node.addr,
+                    request_id=request_id,
+                    response=response,
                 )
                 return
         self.stats.http_failed += 1

@@ -144,6 +144,7 @@ class UeKeyClient:
         self._next_id = 1
         self._registered: set[str] = set()
         self._prf_cache: tuple[bytes, Prf, Prf] | None = None
+        self._force_bootstrap = False
         for s in config.services:
             if s.key_domain_id is not None and s.key_group is not None:
                 self.keys.bind(s.service_id, ServiceBinding(s.key_domain_id, s.key_group))
@@ -206,6 +207,8 @@ class UeKeyClient:
 
     def _satisfied(self, want: Want, now: float) -> bool:
         if want.kind is WantKind.BOOTSTRAP:
+            if self._force_bootstrap:
+                return False
             rec = self.keys.muk(self.idi, now)
             return rec is not None and now < rec.expires - self.config.rebootstrap_margin
         if want.kind is WantKind.MSK:
@@ -231,6 +234,8 @@ class UeKeyClient:
         if action in (Action.SEND, Action.SEND_NOW):
             self._send(want, m.attempt, now)
         elif action is Action.NEED_BOOTSTRAP:
+            if self._user_keys(now) is not None:
+                self._force_bootstrap = True  # the BM-SC does not know our B-TID any more
             self._trigger(BOOTSTRAP, now, f"needed by {want}")
         elif action is Action.GIVE_UP:
             self._emit(ev.RequestGaveUp(now, str(want), m.attempt, self._why.get(want, "")))
@@ -253,7 +258,8 @@ class UeKeyClient:
         why = self._why.get(want, "")
         if want.kind is WantKind.BOOTSTRAP:
             if self._ub_request is not None:
-                return  # an exchange is outstanding; its answer (or failure) will come
+                self._machines[want].defer()  # its answer (or failure) will come
+                return
             if self.bootstrap.state in _UB_WAITING:
                 self.bootstrap.state = UbState.FAILED  # abandon the broken exchange
             req = self.bootstrap.start(now)
@@ -279,6 +285,9 @@ class UeKeyClient:
             self._age_pending(now)
             self._out.append((data, self.config.bmsc_addr))
         else:
+            if any(w == want for w, _ in self._exchanges.values()):
+                self._machines[want].defer()  # an HTTP exchange is still outstanding
+                return
             if want.kind is WantKind.SERVICE:
                 exch = self.keymgmt.register([want.service_id])
             else:
@@ -316,6 +325,7 @@ class UeKeyClient:
         keys = derive_mbms_user_keys(GbaMode.GBA_ME, ks_naf=ks_naf)
         self.keys.put_user_keys(self.idi, result.btid, keys.mrk, keys.muk, result.expires)
         self._prf_cache = None
+        self._force_bootstrap = False
         self.keymgmt.forget_challenge()
         self._registered.clear()
         self._emit(ev.Bootstrapped(now, result.btid, result.expires))
@@ -448,9 +458,15 @@ class UeKeyClient:
             sid = service_id or self.keys.service_of(ref)
             if sid is not None and self.keys.binding(sid) is None:
                 self.keys.bind(sid, ServiceBinding(ref.key_domain_id, ref.msk_id.key_group))
-            for gone in self.keys.install_msk(key, sid, now):
-                self._emit(ev.MskDeleted(now, str(gone)))
-            self._emit(ev.MskInstalled(now, str(ref), sid, key.mtk_id_first, key.mtk_id_last, via))
+            new, gone = self.keys.install_msk(key, sid, now)
+            for old in gone:
+                self._emit(ev.MskDeleted(now, str(old)))
+            if new:
+                self._emit(
+                    ev.MskInstalled(now, str(ref), sid, key.mtk_id_first, key.mtk_id_last, via)
+                )
+            else:
+                self._count("msk.redelivered")
 
     def _on_msk_push(self, msg: Message, addr: Addr, now: float) -> None:
         user = self._user_keys(now)

@@ -209,6 +209,12 @@ class RequestMachine:
         self.state = nxt
         return Step(action, nxt, self.attempt)
 
+    def defer(self) -> None:
+        """The attempt just decided (SEND) was not sent because an earlier one is still
+        outstanding (an HTTP exchange always ends in an answer or a failure): it does not
+        count towards ``max_attempts``; the timer stays armed."""
+        self.attempt = max(0, self.attempt - 1)
+
     def on_timer(self, now: float, *, have_keys: bool) -> Step | None:
         """Feed TIMER (or EXHAUSTED / NO_KEYS) when the deadline has passed; else None.
 

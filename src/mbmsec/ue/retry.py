@@ -49,11 +49,11 @@ class RetryPolicy:
     spread: float = 2.0
     first_timeout: float = 1.0
     backoff_factor: float = 2.0
-    max_interval: float = 30.0
+    max_interval: float = 8.0
     jitter_ratio: float = 0.25
-    max_attempts: int = 6
-    cooldown: float = 60.0
-    lead_time: float = 10.0
+    max_attempts: int = 10
+    cooldown: float = 30.0
+    lead_time: float = 30.0
     retry_later: float = 2.0
 
     def __post_init__(self) -> None:
