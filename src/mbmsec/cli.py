@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mbmsec.bench.cli",
     "mbmsec.gba.cli",
     "mbmsec.ue_cli",
+    "mbmsec.bmsc.cli",
 )
 
 

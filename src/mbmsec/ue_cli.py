@@ -13,7 +13,7 @@ import importlib
 __all__ = ["UE_COMMAND_MODULES", "register"]
 
 # Modules contributing ``mbmsec ue`` sub-commands, in help order.
-UE_COMMAND_MODULES: tuple[str, ...] = ("mbmsec.gba.cli",)
+UE_COMMAND_MODULES: tuple[str, ...] = ("mbmsec.gba.cli", "mbmsec.ue.cli")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -568,6 +568,16 @@ class UeKeyClient:
         """SRTP master key material for an installed MTK, or None."""
         return self.keys.srtp_key(ref, mtk_id)
 
+    def srtp_keys(self) -> list[SrtpKey]:
+        """SRTP key material of every MTK held (for an :class:`~mbmsec.srtp.SrtpReceiver`)."""
+        out = []
+        for m in self.keys.store.msks():
+            for t in self.keys.store.mtks_for_msk(m.ref):
+                key = self.keys.srtp_key(m.ref, t.mtk_id)
+                if key is not None:
+                    out.append(key)
+        return out
+
     # --- timers and outputs --------------------------------------------------------------------
 
     def _service_deadlines(self) -> list[float]:
