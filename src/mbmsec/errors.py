@@ -239,3 +239,14 @@ class NotAuthorizedError(MbmsecError):
 
     mikey_error = 244
     http_status = 403
+
+
+# --- HSS (gba/hss.py) ------------------------------------------------------------------------
+
+
+class SqnExhaustedError(MbmsecError):
+    """HSS: SQN_HE cannot advance any more (SEQ at its 43-bit maximum, TS 33.102 Annex C.1), so
+    no fresh authentication vector can be made; the subscription needs a new K. HTTP 403."""
+
+    mikey_error = None
+    http_status = 403

@@ -13,6 +13,7 @@ request (``Authorization: Digest ...``)               answer
 ====================================================  ============================================
 no / several / malformed / oversized Authorization    400
 username unknown to the HSS                           403 (TS 24.109 §4.3; no AV is generated)
+SQN space of the subscriber exhausted                 403 (no fresh AV can be made)
 nonce=""  (initial request, Table A.3-1)              401 + challenge (new AV from the HSS)
 nonce unknown, already used or expired                401 + fresh challenge, ``stale=true``
 uri / realm / algorithm / qop not as challenged       400 (challenge consumed)
@@ -42,7 +43,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ..crypto import mac_equal
-from ..errors import AkaMacError, DecodeError, DigestAuthError, UnknownEntryError
+from ..errors import (
+    AkaMacError,
+    DecodeError,
+    DigestAuthError,
+    SqnExhaustedError,
+    UnknownEntryError,
+)
 from ..httpmsg import HttpRequest, HttpResponse
 from ..store.protocols import BootstrapSession, BootstrapSessionStore, Guss
 from .digest import (
@@ -88,6 +95,7 @@ QOP = "auth-int"  # TS 24.109 §4.2
 BSF_CONTENT_TYPE = "application/vnd.3gpp.bsf+xml"  # TS 24.109 Annex C
 GBA_NS = "uri:3gpp-gba"  # TS 24.109 Annex C.1
 MAX_AUTH_HEADER = 4096
+STALE_EVENT = "ub stale nonce, new challenge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +205,20 @@ class Bsf:
                 break
             del self._pending[nonce]
 
-    def _challenge(self, impi: str, now: float, peer: str, *, stale: bool = False) -> HttpResponse:
-        """Fetch an AV over Zh and answer 401 with a fresh AKA challenge (RFC 3310 §3.1)."""
-        zh = self.hss.authentication_vector(impi)
+    def _challenge(
+        self, impi: str, now: float, request: HttpRequest, event: str = "ub challenge"
+    ) -> HttpResponse:
+        """Fetch an AV over Zh and answer 401 with a fresh AKA challenge (RFC 3310 §3.1).
+
+        403 when the IMPI vanished meanwhile or its SQN space is exhausted (one log line).
+        """
+        try:
+            zh = self.hss.authentication_vector(impi)
+        except UnknownEntryError:  # removed since the subscriber() check
+            return self._reject(403, "ub unknown IMPI", request, impi=impi)
+        except SqnExhaustedError:
+            return self._reject(403, "ub sqn exhausted", request, impi=impi)
+        stale = event == STALE_EVENT
         av = zh.av
         autn = av.autn
         gba_u = zh.uicc
@@ -225,8 +244,7 @@ class Bsf:
             qop=(QOP,),
             stale=stale,
         )
-        event = "ub stale nonce, new challenge" if stale else "ub challenge"
-        log.info(event, extra={"peer": peer, "impi": impi, "stale": stale, "gba_u": gba_u})
+        log.info(event, extra={"peer": request.peer, "impi": impi, "stale": stale, "gba_u": gba_u})
         return HttpResponse(401, (("WWW-Authenticate", build_www_authenticate(ch)),))
 
     def _reject(
@@ -250,12 +268,12 @@ class Bsf:
         if self.hss.subscriber(impi) is None:
             return self._reject(403, "ub unknown IMPI", request, impi=impi)
         if creds.nonce == "":
-            return self._challenge(impi, now, request.peer)  # TS 24.109 Table A.3-1
+            return self._challenge(impi, now, request)  # TS 24.109 Table A.3-1
         pending = self._pending.get(creds.nonce)
         if pending is None or pending.impi != impi or pending.expires <= now:
             if pending is not None and pending.expires <= now:
                 del self._pending[creds.nonce]
-            return self._challenge(impi, now, request.peer, stale=True)
+            return self._challenge(impi, now, request, STALE_EVENT)
         del self._pending[creds.nonce]  # single use from here on
         problem = self._check_params(creds, request)
         if problem is not None:
@@ -295,8 +313,9 @@ class Bsf:
             return self._reject(403, "ub resync MAC-S failure", request, impi=p.impi)
         except UnknownEntryError:
             return self._reject(403, "ub unknown IMPI", request, impi=p.impi)
-        log.info("ub resync done", extra={"peer": request.peer, "impi": p.impi})
-        return self._challenge(p.impi, now, request.peer)
+        except SqnExhaustedError:
+            return self._reject(403, "ub sqn exhausted", request, impi=p.impi)
+        return self._challenge(p.impi, now, request, "ub resync, new challenge")
 
     def _verify(
         self, request: HttpRequest, creds: DigestCredentials, p: _Pending, now: float

@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ..errors import ConfigError, UnknownEntryError
+from ..errors import ConfigError, SqnExhaustedError, UnknownEntryError
 from ..store.protocols import SQN_MAX, Guss, Subscriber, SubscriberStore
 from .aka import AuthVector, generate_av, next_sqn, resync, sqn_after_resync
 from .milenage import compute_opc
@@ -63,27 +63,36 @@ class Hss:
     def authentication_vector(self, impi: str) -> ZhAnswer:
         """Generate one AV for ``impi`` (TS 33.102 §6.3.2), advancing SQN_HE durably first.
 
-        Raises UnknownEntryError when the IMPI is not provisioned.
+        Raises UnknownEntryError when the IMPI is not provisioned and SqnExhaustedError when
+        SQN_HE is at its maximum (the record is then unchanged).
         """
-        sub = self.store.advance_sqn(impi, next_sqn)
+        try:
+            sub = self.store.advance_sqn(impi, next_sqn)
+        except ValueError:  # TS 33.102 Annex C.1: SEQ would overflow its 43 bits
+            raise SqnExhaustedError("SQN space exhausted for this subscriber") from None
         if sub is None:
             raise UnknownEntryError("unknown IMPI")
         av = generate_av(sub.k, sub.opc, sub.sqn, sub.amf, self._rng(RAND_LEN))
-        log.info("zh av generated", extra={"impi": impi, "sqn": sub.sqn})
+        log.debug("zh av generated", extra={"impi": impi, "sqn": sub.sqn})
         return ZhAnswer(impi=impi, av=av, guss=sub.guss, uicc=sub.uicc)
 
     def resync(self, impi: str, rand: bytes, auts: bytes) -> int:
         """Re-synchronise SQN_HE from AUTS (TS 33.102 §6.3.5); return the SQN_MS recovered.
 
-        Raises UnknownEntryError (unknown IMPI), AkaMacError (MAC-S wrong: SQN_HE unchanged)
-        and ValueError (bad RAND/AUTS length).
+        Raises UnknownEntryError (unknown IMPI), AkaMacError (MAC-S wrong: SQN_HE unchanged),
+        SqnExhaustedError (SQN_HE at its maximum) and ValueError (bad RAND/AUTS length).
         """
         sub = self.store.get(impi)
         if sub is None:
             raise UnknownEntryError("unknown IMPI")
         sqn_ms = resync(sub.k, sub.opc, rand, auts)
-        self.store.advance_sqn(impi, lambda sqn_he: sqn_after_resync(sqn_he, sqn_ms))
-        log.info("zh resync", extra={"impi": impi, "sqn_ms": sqn_ms})
+        try:
+            after = self.store.advance_sqn(impi, lambda he: sqn_after_resync(he, sqn_ms))
+        except ValueError:  # next_sqn(SQN_HE) inside sqn_after_resync overflows
+            raise SqnExhaustedError("SQN space exhausted for this subscriber") from None
+        if after is None:
+            raise UnknownEntryError("unknown IMPI")
+        log.debug("zh resync", extra={"impi": impi, "sqn_ms": sqn_ms})
         return sqn_ms
 
     def subscriber(self, impi: str) -> Subscriber | None:
