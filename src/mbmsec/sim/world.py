@@ -142,10 +142,13 @@ def build_world(
     key_lifetime: float = 86_400.0,
     capture: bool = False,
     bmsc_config: dict[str, object] | None = None,
+    ue_services: list[str] | None = None,
 ) -> World:
     """Build HSS + BSF, a BM-SC with ``services`` and ``n_ues`` UEs of ``profile`` (``compact``,
     ``3gpp`` or ``mixed``: even UEs compact, odd 3gpp). ``link`` applies to every UE's uplink
     and downlink. With ``capture`` every delivered datagram is written to :attr:`World.pcap`.
+    ``ue_services`` lists the service IDs the UEs ask for (default: every service; an unknown
+    ID draws the BM-SC's "unknown service" cause).
     """
     sim = Simulator(seed=seed, start=start)
     subs = MemorySubscriberStore()
@@ -183,7 +186,9 @@ def build_world(
         prof = profile if profile != "mixed" else ("compact" if i % 2 == 0 else "3gpp")
         cfg = UeConfig(
             bmsc_fqdn=BMSC_FQDN,
-            services=tuple(ServiceConfig(s.service_id) for s in svcs),
+            services=tuple(
+                ServiceConfig(sid) for sid in (ue_services or [s.service_id for s in svcs])
+            ),
             profile=prof,  # type: ignore[arg-type]
             bmsc_addr=BMSC_ADDR,
             mikey_port=MIKEY_PORT,

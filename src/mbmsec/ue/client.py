@@ -30,7 +30,7 @@ key groups of configured services once those are known), and error causes.
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,6 +78,8 @@ Profile = Literal["compact", "3gpp"]
 _RETRY_CAUSES = {ErrorCause.KEK_UNAVAILABLE, ErrorCause.INVALID_TS, ErrorCause.UNSPECIFIED}
 _FATAL_CAUSES = {ErrorCause.SERVICE_UNKNOWN, ErrorCause.NOT_AUTHORIZED}
 MAX_PENDING = 64  # outstanding compact requests remembered
+MAX_PARKED_MSKS = 4  # unknown MSKs whose MTK messages are kept until the MSK arrives
+MAX_PARKED_PER_MSK = 2
 _UB_WAITING = (UbState.WAIT_CHALLENGE, UbState.WAIT_RESULT, UbState.WAIT_REJECT)
 
 
@@ -145,6 +147,7 @@ class UeKeyClient:
         self._registered: set[str] = set()
         self._prf_cache: tuple[bytes, Prf, Prf] | None = None
         self._force_bootstrap = False
+        self._parked_mtks: OrderedDict[MskRef, dict[int, Message]] = OrderedDict()
         for s in config.services:
             if s.key_domain_id is not None and s.key_group is not None:
                 self.keys.bind(s.service_id, ServiceBinding(s.key_domain_id, s.key_group))
@@ -467,6 +470,20 @@ class UeKeyClient:
                 )
             else:
                 self._count("msk.redelivered")
+            for parked in self._parked_mtks.pop(ref, {}).values():
+                self._on_mtk(parked, now)  # full MGV-F checks, now that the MSK is here
+
+    def _park_mtk(self, ref: MskRef, mtk_id: int, msg: Message) -> None:
+        """Keep the newest MTK messages of an MSK the UE is about to ask for, so the MTK is
+        usable as soon as the MSK arrives (not only at the next announcement). Bounded; the
+        messages are unauthenticated until then and go through the MGV-F like any other."""
+        per = self._parked_mtks.setdefault(ref, {})
+        self._parked_mtks.move_to_end(ref)
+        per[mtk_id] = msg
+        while len(per) > MAX_PARKED_PER_MSK:
+            del per[min(per)]
+        while len(self._parked_mtks) > MAX_PARKED_MSKS:
+            self._parked_mtks.popitem(last=False)
 
     def _on_msk_push(self, msg: Message, addr: Addr, now: float) -> None:
         user = self._user_keys(now)
@@ -511,6 +528,7 @@ class UeKeyClient:
         msk_ref = refs[0]
         state = self.keys.mgvf_state(msk_ref)
         if state is None:
+            self._park_mtk(msk_ref, ref.mtk_id, msg)
             self._unknown_msk(msk_ref, now, "MTK message")
             return
         try:
