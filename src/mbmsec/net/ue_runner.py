@@ -87,6 +87,11 @@ class UeRunner:
         self.srtp: SrtpReceiver | None = None
         self.joined: list[Addr] = []
         self.local_address: Addr | None = None
+        # Optional capture hook: (data, source, destination) of every datagram sent.
+        self.tap: Callable[[bytes, Addr, Addr], None] | None = None
+        # False simulates a UE out of coverage: datagrams in and out are dropped and HTTP
+        # requests fail as transport failures (the demo's "unreachable UE").
+        self.reachable = True
 
     def __repr__(self) -> str:
         return f"UeRunner({self.client!r}, local={self.local_address})"
@@ -138,6 +143,8 @@ class UeRunner:
     # --- inputs --------------------------------------------------------------------------------
 
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
+        if not self.reachable:
+            return
         self.client.receive_datagram(data, addr, self._clock())
         self._after()
 
@@ -146,6 +153,8 @@ class UeRunner:
         when it cannot be (an unknown MSK is reported to the client as a missed key)."""
         if self.srtp is None:
             self.srtp = SrtpReceiver()
+            for key in self.client.srtp_keys():
+                self.srtp.add_key(key)
         try:
             return self.srtp.unprotect(packet).rtp
         except UnknownMkiError as exc:
@@ -158,7 +167,7 @@ class UeRunner:
     async def _http(self, request_id: int, server: str, request: HttpRequest) -> None:
         response: HttpResponse | None = None
         url = self.urls.get(server, "")
-        if url and self._session is not None:
+        if url and self._session is not None and self.reachable:
             try:
                 response = await send(self._session, url, request, self.http_timeout)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -177,7 +186,11 @@ class UeRunner:
         now = self._clock()
         if self._transport is not None:
             for data, addr in self.client.datagrams_to_send(now):
+                if not self.reachable:
+                    continue
                 self._transport.sendto(data, addr)
+                if self.tap is not None and self.local_address is not None:
+                    self.tap(data, self.local_address, addr)
         loop = asyncio.get_running_loop()
         for request_id, server, request in self.client.http_requests_to_send(now):
             task = loop.create_task(self._http(request_id, server, request))
