@@ -183,13 +183,13 @@ class Bsf:
         path = request.path
         if path == ZN_PATH:
             if request.method != "POST":
-                return HttpResponse.text(405, "use POST\n", (("Allow", "POST"),))
+                return self._reject(405, "zn method not allowed", request, ("Allow", "POST"))
             return self.handle_zn(request, now)
         if path == self.config.ub_path:
             if request.method not in ("GET", "POST"):
-                return HttpResponse.text(405, "use GET\n", (("Allow", "GET, POST"),))
+                return self._reject(405, "ub method not allowed", request, ("Allow", "GET, POST"))
             return self.handle_ub(request, now)
-        return HttpResponse.text(404, "not found\n")
+        return self._reject(404, "http unknown path", request)
 
     def purge(self, now: float) -> int:
         """Drop expired challenges and sessions; return how many sessions were deleted."""
@@ -248,10 +248,16 @@ class Bsf:
         return HttpResponse(401, (("WWW-Authenticate", build_www_authenticate(ch)),))
 
     def _reject(
-        self, status: int, event: str, request: HttpRequest, **fields: object
+        self,
+        status: int,
+        event: str,
+        request: HttpRequest,
+        *headers: tuple[str, str],
+        **fields: object,
     ) -> HttpResponse:
+        """One log line and a short text answer."""
         log.info(event, extra={"peer": request.peer, "status": status, **fields})
-        return HttpResponse.text(status, event + "\n")
+        return HttpResponse.text(status, event + "\n", headers)
 
     def handle_ub(self, request: HttpRequest, now: float) -> HttpResponse:
         """Answer a bootstrapping request (TS 24.109 §4.2-§4.5); see the module table."""

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import ConfigError
 from ..gba.bsf import Bsf, BsfConfig, NafCredential
@@ -55,9 +56,49 @@ __all__ = [
 ]
 
 log = logging.getLogger("mbmsec.net.bsf")
+http_log = logging.getLogger("mbmsec.net.bsf.http")  # aiohttp's own errors, see _HttpErrorFilter
 
 DEFAULT_STORE = "mbmsec-gba.db"
-MAX_BODY = 16384
+MAX_BODY = 16384  # client_max_size: larger bodies get 413 before the BSF sees them
+BODY_TIMEOUT = 10.0  # seconds to receive a request body once the headers are in
+KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections are closed after this
+# aiohttp parser limits (its defaults, stated here): longer lines / more headers get 400
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 128
+
+
+class _HttpErrorFilter(logging.Filter):
+    """Turn aiohttp's server log records into one JSON-friendly line each, without traceback.
+
+    aiohttp logs every request it refuses itself (bad request line, header too long, NUL in a
+    header, ...) with ``logger.exception`` and a traceback whose text quotes the raw bytes, which
+    may hold a NAF's Bearer token. Here such a record becomes ``http malformed request`` (INFO)
+    with the peer, the status and the aiohttp error class, anything else that carries an
+    exception ``http internal error`` (ERROR); other aiohttp debug chatter is dropped. The
+    ``mbmsec`` level still applies.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else ""
+        if isinstance(exc, HttpProcessingError):
+            msg, level = "http malformed request", logging.INFO
+            record.status = exc.code
+        elif exc is not None:
+            msg, level = "http internal error", logging.ERROR
+        else:
+            return False
+        record.msg, record.args = msg, ()
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        record.peer = str(peer)
+        record.error = type(exc).__name__
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger("mbmsec.net.bsf").isEnabledFor(level)
+
+
+http_log.addFilter(_HttpErrorFilter())
+http_log.setLevel(logging.DEBUG)  # let the filter see aiohttp's debug-level refusals
 
 
 @dataclass(frozen=True)
@@ -201,29 +242,46 @@ class BsfServer:
         *,
         clock: Callable[[], float] = time.time,
         purge_interval: float = 60.0,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self.bsf = bsf
         self._clock = clock
         self._purge_interval = purge_interval
+        self._body_timeout = body_timeout
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner: web.AppRunner | None = None
         self._purger: asyncio.Task[None] | None = None
         self.urls: list[str] = []
 
+    @staticmethod
+    def _refuse(status: int, event: str, peer: str) -> web.Response:
+        log.info(event, extra={"peer": peer, "status": status})
+        return web.Response(status=status, text=event + "\n")
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        peer = request.remote or ""
         try:
-            body = await request.read()
+            async with asyncio.timeout(self._body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=413, text="request body too large\n")
+            return self._refuse(413, "http request body too large", peer)
+        except TimeoutError:
+            return self._refuse(408, "http request body timeout", peer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return self._refuse(400, "http connection lost before the body", peer)
         req = HttpRequest(
             method=request.method,
             target=request.raw_path,
             headers=tuple(request.headers.items()),
             body=body,
-            peer=request.remote or "",
+            peer=peer,
         )
-        resp = self.bsf.handle(req, self._clock())
+        try:
+            resp = self.bsf.handle(req, self._clock())
+        except Exception as exc:  # a bug or a store failure: one line, no traceback
+            log.error("bsf internal error", extra={"peer": peer, "error": type(exc).__name__})
+            return web.Response(status=500, text="internal error\n")
         out = web.Response(status=resp.status, body=resp.body)
         for k, v in resp.headers:
             out.headers.add(k, v)
@@ -238,11 +296,25 @@ class BsfServer:
 
     async def start(self, listen: tuple[tuple[str, int], ...]) -> list[str]:
         """Bind every address (port 0: any free port); return the base URLs."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            logger=http_log,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            max_headers=MAX_HEADERS,
+        )
         await self._runner.setup()
         for host, port in listen:
             site = web.TCPSite(self._runner, host, port, reuse_address=True)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                await self._runner.cleanup()
+                self._runner = None
+                raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         for addr in self._runner.addresses:
             h, p = str(addr[0]), int(addr[1])
             self.urls.append(f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}")
