@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mbmsec.gba.cli",
     "mbmsec.ue_cli",
     "mbmsec.bmsc.cli",
+    "mbmsec.sim.cli",
 )
 
 
