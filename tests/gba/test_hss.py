@@ -142,6 +142,28 @@ def test_csv_errors_name_the_line() -> None:
         parse_subscribers_csv("")
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (f"impi,k,opc\na@h,{K},{'x' * 200_000}\n", "line 2"),  # csv field size limit
+        (f"impi,k,opc,opc\na@h,{K},{OPC},{OPC}\n", "column 'opc' twice"),
+        (f"impi,K ,k,opc\na@h,{K},{K},{OPC}\n", "column 'k' twice"),
+        (f"impi,k,opc\na@h,{K},{OPC}\nb@h,{K},{OPC}\na@h,{K},{OPC}\n", "line 4: IMPI a@h"),
+    ],
+    ids=["field-size", "dup-column", "dup-column-case", "dup-impi"],
+)
+def test_csv_structure_errors_are_config_errors(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle) as info:
+        parse_subscribers_csv(text)
+    assert K not in str(info.value) and OPC not in str(info.value)
+
+
+def test_toml_duplicate_impi() -> None:
+    row = f'[[subscriber]]\nimpi = "a@h"\nk = "{K}"\nopc = "{OPC}"\n'
+    with pytest.raises(ConfigError, match="subscriber #2: IMPI a@h"):
+        parse_subscribers_toml(row + row)
+
+
 def test_toml_import() -> None:
     text = f"""
 [[subscriber]]

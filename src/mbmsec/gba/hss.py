@@ -245,14 +245,31 @@ def parse_subscribers_csv(text: str) -> list[Subscriber]:
     """Parse CSV with a header row naming columns impi, k, opc|op [, sqn, amf, nafs,
     mbms_services, uicc]. List columns are separated by spaces or ';'. Raises ConfigError."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
-        raise ConfigError("CSV has no header row")
-    out = []
-    for i, row in enumerate(reader, start=2):
-        if None in row:
-            raise ConfigError(f"line {i}: more fields than the header has")
-        out.append(_from_mapping({k.strip().lower(): v for k, v in row.items()}, f"line {i}"))
+    out: list[Subscriber] = []
+    try:
+        if reader.fieldnames is None:
+            raise ConfigError("CSV has no header row")
+        names = [n.strip().lower() for n in reader.fieldnames]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"line 1: column {twice[0]!r} twice")
+        for i, row in enumerate(reader, start=2):
+            if None in row:
+                raise ConfigError(f"line {i}: more fields than the header has")
+            out.append(_from_mapping({k.strip().lower(): v for k, v in row.items()}, f"line {i}"))
+    except csv.Error as exc:  # field larger than the csv limit, bad quoting in strict mode
+        raise ConfigError(f"line {reader.line_num + 1}: CSV error: {exc}") from None
+    _no_duplicates(out, [f"line {i}" for i in range(2, len(out) + 2)])
     return out
+
+
+def _no_duplicates(subs: list[Subscriber], wheres: list[str]) -> None:
+    """ConfigError naming the first repeated IMPI (so an import is refused before the store)."""
+    first: dict[str, str] = {}
+    for s, where in zip(subs, wheres, strict=True):
+        if s.impi in first:
+            raise ConfigError(f"{where}: IMPI {s.impi} already in {first[s.impi]}")
+        first[s.impi] = where
 
 
 def parse_subscribers_toml(text: str) -> list[Subscriber]:
@@ -270,4 +287,5 @@ def parse_subscribers_toml(text: str) -> list[Subscriber]:
         if not isinstance(entry, dict):
             raise ConfigError(f"subscriber #{i}: not a table")
         out.append(_from_mapping(entry, f"subscriber #{i}"))
+    _no_duplicates(out, [f"subscriber #{i}" for i in range(1, len(out) + 1)])
     return out
