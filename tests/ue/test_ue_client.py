@@ -170,3 +170,23 @@ def test_give_up_is_reported_and_an_unreachable_ue_recovers() -> None:
     world.sim.set_up(addr, True)
     run_checking_current(world, T0 + 600, start=T0 + 480)
     assert world.ues[0].want_state(Want(WantKind.SERVICE, SID)) in (RState.IDLE, RState.GAVE_UP)
+
+
+@pytest.mark.parametrize("profile, cause", [("compact", 245), ("3gpp", 410)])
+def test_unavailable_named_msk_falls_back_to_the_service(profile: str, cause: int) -> None:
+    world = build_world(1, profile=profile, seed=23)
+    world.run_until(T0 + 30)
+    ue = world.ues[0]
+    future = MskId(1, 40)  # a key number the BM-SC will not offer for a long time
+    ue.note_srtp_mki(future.value, 1, world.sim.now)
+    world.sim.poll_all()
+    world.run_until(T0 + 45)
+    refused = [e for e in events_of(world, 0, ev.RequestRefused) if e.cause == cause]  # type: ignore[attr-defined]
+    assert refused and refused[0].want == f"msk:{MskRef(KD, future)}"  # type: ignore[attr-defined]
+    gave_up = events_of(world, 0, ev.RequestGaveUp)
+    assert gave_up and gave_up[0].want == f"msk:{MskRef(KD, future)}"  # type: ignore[attr-defined]
+    # asked by ID once per attempt until refused; then not again (the service's keys are held)
+    msk_sent = [e for e in events_of(world, 0, ev.RequestSent) if "msk:" in e.want]  # type: ignore[attr-defined]
+    assert msk_sent and all(e.at <= refused[-1].at for e in msk_sent)
+    assert ue.want_state(Want(WantKind.MSK, msk=MskRef(KD, future))) is RState.GAVE_UP
+    assert world.is_current(0, world.services[0])

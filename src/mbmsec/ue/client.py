@@ -31,91 +31,37 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from typing import Literal
 
-from ..errors import ConfigError, DecodeError, MbmsecError, ReplayError
+from ..errors import ConfigError, MbmsecError
 from ..gba.client import BootstrapClient
 from ..gba.client import State as UbState
 from ..gba.kdf import UA_MBMS, naf_id
 from ..httpmsg import HttpRequest, HttpResponse
-from ..mbms.compact import (
-    ErrorCause,
-    KeyErrorReply,
-    PendingKeyRequest,
-    build_key_request,
-    check_key_response,
-)
-from ..mbms.keys import GbaMode, KeyRef, MskId, MskRef, MukId, derive_mbms_user_keys
-from ..mbms.messages import (
-    MIKEY_PORT,
-    MSG_OPTIONS,
-    MskMessage,
-    build_msk_verification,
-    check_msk_message,
-    peek_key_ref,
-)
-from ..mbms.mgvf import MtkIdNotIncreasingError, check_msk_counter, mgvf_mtk
-from ..mikey.codec import Message, decode_message
-from ..mikey.constants import DataType
-from ..mikey.payloads import IdPayload
+from ..mbms.compact import PendingKeyRequest, build_key_request
+from ..mbms.keys import GbaMode, KeyRef, MskRef, derive_mbms_user_keys
+from ..mikey.codec import Message
 from ..mikey.prf import Prf
 from ..srtp import SrtpKey
 from ..store.ue_keys import MemoryUeKeyStore, UeKeyStore
 from . import events as ev
+from .config import Addr, ServiceConfig, UeConfig
 from .events import BOOTSTRAP, Want, WantKind
 from .holdings import KeyHoldings, ServiceBinding
+from .inbound import InboundMixin
 from .keymgmt import Exchange, KeyMgmtClient, Outcome
 from .machine import Action, RequestMachine, RInput, RState
-from .retry import RetryPolicy, Rng
+from .retry import Rng
 
 __all__ = ["ServiceConfig", "UeConfig", "UeKeyClient"]
 
 log = logging.getLogger("mbmsec.ue")
 
-Addr = tuple[str, int]
-Profile = Literal["compact", "3gpp"]
-_RETRY_CAUSES = {ErrorCause.KEK_UNAVAILABLE, ErrorCause.INVALID_TS, ErrorCause.UNSPECIFIED}
-_FATAL_CAUSES = {ErrorCause.SERVICE_UNKNOWN, ErrorCause.NOT_AUTHORIZED}
 MAX_PENDING = 64  # outstanding compact requests remembered
-MAX_PARKED_MSKS = 4  # unknown MSKs whose MTK messages are kept until the MSK arrives
-MAX_PARKED_PER_MSK = 2
 _UB_WAITING = (UbState.WAIT_CHALLENGE, UbState.WAIT_RESULT, UbState.WAIT_REJECT)
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
-    """A user service the UE wants; the key family and MTK period may be known from the USD."""
-
-    service_id: str
-    key_domain_id: bytes | None = None
-    key_group: int | None = None
-    mtk_period: float | None = None
-
-
-@dataclass(frozen=True)
-class UeConfig:
-    """UE settings. ``bmsc_addr``: the BM-SC's MIKEY UDP address (compact requests)."""
-
-    bmsc_fqdn: str
-    services: tuple[ServiceConfig, ...]
-    profile: Profile = "compact"
-    bmsc_addr: Addr = ("127.0.0.1", MIKEY_PORT)
-    mikey_port: int = MIKEY_PORT
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    bootstrap_retry: RetryPolicy = field(default_factory=RetryPolicy)
-    rebootstrap_margin: float = 300.0
-    max_msk_wants: int = 4
-
-    def __post_init__(self) -> None:
-        if self.profile not in ("compact", "3gpp"):
-            raise ConfigError("profile must be compact or 3gpp")
-        if not self.services:
-            raise ConfigError("at least one service")
-
-
-class UeKeyClient:
-    """The UE key client (see the module docstring)."""
+class UeKeyClient(InboundMixin):
+    """The UE key client (see the module docstring; datagram handlers in :mod:`.inbound`)."""
 
     def __init__(
         self,
@@ -202,9 +148,6 @@ class UeKeyClient:
         if self._prf_cache is None or self._prf_cache[0] != rec.muk:
             self._prf_cache = (rec.muk, Prf(rec.mrk), Prf(rec.muk))
         return rec.btid, rec.mrk, self._prf_cache[1], self._prf_cache[2]
-
-    def _muk_id(self, btid: str) -> MukId:
-        return MukId(self.idi, btid.encode("utf-8"))
 
     # --- wants: satisfied? ---------------------------------------------------------------------
 
@@ -391,196 +334,17 @@ class UeKeyClient:
                 self._registered.add(item.service_id)
                 self._emit(ev.Registered(now, item.service_id))
         bad = [s for s in statuses if s != 200]
+        if bad and want.kind is WantKind.MSK and all(s == 410 for s in bad):
+            self._emit(ev.RequestRefused(now, str(want), 410, "item-410", True))
+            self._msk_gone(want, now)
+            return
         if bad:
             self._emit(ev.RequestRefused(now, str(want), bad[0], f"item-{bad[0]}", True))
             fatal = all(s in (403, 404) for s in bad)
             self._feed(want, RInput.ERROR_FATAL if fatal else RInput.ERROR_RETRY, now)
         # 200: the MSK push follows over UDP; the machine's timer covers a lost push.
 
-    # --- datagrams -----------------------------------------------------------------------------
-
-    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
-        """Process one UDP datagram (MSK message, compact answer, MTK message)."""
-        try:
-            msg = decode_message(data, MSG_OPTIONS)
-        except DecodeError as exc:
-            self._drop("malformed", exc.reason, now)
-            return
-        h = msg.header
-        if h.csb_id in self._pending and h.data_type in (DataType.PSK_INIT, DataType.ERROR):
-            self._on_compact_answer(data, msg, now)
-        elif h.data_type == DataType.PSK_INIT and msg.find(IdPayload) is not None:
-            self._on_msk_push(msg, addr, now)
-        elif h.data_type == DataType.PSK_INIT:
-            self._on_mtk(msg, now)
-        else:
-            self._drop("unexpected", f"data type {h.data_type}", now)
-        self._check_satisfied(now)
-
-    def _on_compact_answer(self, data: bytes, msg: Message, now: float) -> None:
-        want, pending = self._pending[msg.header.csb_id]
-        user = self._user_keys(now)
-        if user is None or user[0] != pending.btid:
-            self._drop("answer", "keys of that request are gone", now)
-            return
-        btid, _, mrk_prf, muk_prf = user
-        try:
-            got = check_key_response(
-                data, pending, muk=muk_prf, mrk=mrk_prf, muk_id=self._muk_id(btid)
-            )
-        except MbmsecError as exc:
-            self._drop("answer", f"{type(exc).__name__}", now)
-            return
-        del self._pending[msg.header.csb_id]
-        if isinstance(got, KeyErrorReply):
-            self._on_cause(want, got, now)
-            return
-        sid = want.service_id if want.kind is WantKind.SERVICE else None
-        self._install_msks(got, sid, "compact", now)
-        if not self._satisfied(want, now):
-            self._feed(want, RInput.ERROR_RETRY, now)  # e.g. the successor is not offered yet
-
-    def _on_cause(self, want: Want, reply: KeyErrorReply, now: float) -> None:
-        cause = reply.causes[0]
-        try:
-            name = ErrorCause(cause).name.lower()
-        except ValueError:
-            name = f"cause-{cause}"
-        self._emit(ev.RequestRefused(now, str(want), cause, name, reply.authenticated))
-        if cause == ErrorCause.BTID_UNKNOWN:
-            inp = RInput.ERROR_BOOTSTRAP
-        elif cause in _FATAL_CAUSES:
-            inp = RInput.ERROR_FATAL
-        else:
-            inp = RInput.ERROR_RETRY
-        self._feed(want, inp, now)
-
-    def _install_msks(self, m: MskMessage, service_id: str | None, via: str, now: float) -> None:
-        for key in m.msks:
-            ref = key.ref
-            sid = service_id or self.keys.service_of(ref)
-            if sid is not None and self.keys.binding(sid) is None:
-                self.keys.bind(sid, ServiceBinding(ref.key_domain_id, ref.msk_id.key_group))
-            new, gone = self.keys.install_msk(key, sid, now)
-            for old in gone:
-                self._emit(ev.MskDeleted(now, str(old)))
-            if new:
-                self._emit(
-                    ev.MskInstalled(now, str(ref), sid, key.mtk_id_first, key.mtk_id_last, via)
-                )
-            else:
-                self._count("msk.redelivered")
-            for parked in self._parked_mtks.pop(ref, {}).values():
-                self._on_mtk(parked, now)  # full MGV-F checks, now that the MSK is here
-
-    def _park_mtk(self, ref: MskRef, mtk_id: int, msg: Message) -> None:
-        """Keep the newest MTK messages of an MSK the UE is about to ask for, so the MTK is
-        usable as soon as the MSK arrives (not only at the next announcement). Bounded; the
-        messages are unauthenticated until then and go through the MGV-F like any other."""
-        per = self._parked_mtks.setdefault(ref, {})
-        self._parked_mtks.move_to_end(ref)
-        per[mtk_id] = msg
-        while len(per) > MAX_PARKED_PER_MSK:
-            del per[min(per)]
-        while len(self._parked_mtks) > MAX_PARKED_MSKS:
-            self._parked_mtks.popitem(last=False)
-
-    def _on_msk_push(self, msg: Message, addr: Addr, now: float) -> None:
-        user = self._user_keys(now)
-        if user is None:
-            self._drop("msk", "no MUK", now)
-            return
-        btid, _, _, muk_prf = user
-        rec = self.keys.muk(self.idi, now)
-        assert rec is not None
-        muk_id = self._muk_id(btid)
-        try:
-            checked = check_msk_message(msg, muk_prf, expected_muk_id=muk_id)
-            counter = check_msk_counter(checked.timestamp, rec.last_counter)
-        except ReplayError as exc:
-            self._drop("msk", f"replay: {exc}", now)
-            return
-        except MbmsecError as exc:
-            self._drop("msk", f"{type(exc).__name__}", now)
-            return
-        self.keys.store.set_muk_counter(self.idi, btid, counter)
-        pending_regs = [
-            w.service_id
-            for w, m in self._machines.items()
-            if w.kind is WantKind.SERVICE and m.active and self.keys.binding(w.service_id) is None
-        ]
-        guess = pending_regs[0] if len(pending_regs) == 1 else None
-        self._install_msks(checked, guess, "push", now)
-        if checked.v:
-            self._out.append((build_msk_verification(checked, muk_prf, muk_id), addr))
-            self._count("verification.sent")
-
-    def _on_mtk(self, msg: Message, now: float) -> None:
-        try:
-            _, ref = peek_key_ref(msg)
-        except DecodeError as exc:
-            self._drop("mtk", exc.reason, now)
-            return
-        refs = ref.msk_refs()
-        if len(refs) != 1 or ref.mtk_id is None:
-            self._drop("mtk", "no single MSK / MTK ID", now)
-            return
-        msk_ref = refs[0]
-        state = self.keys.mgvf_state(msk_ref)
-        if state is None:
-            self._park_mtk(msk_ref, ref.mtk_id, msg)
-            self._unknown_msk(msk_ref, now, "MTK message")
-            return
-        try:
-            mtk, new = mgvf_mtk(msg, state)
-        except MtkIdNotIncreasingError:
-            # The BM-SC repeats the current and the next MTK: old MTK IDs are routine here
-            # (a replay of an old MTK message lands here too, and is dropped all the same).
-            self._drop("mtk.stale", "MTK ID not greater than the current one", now, quiet=True)
-            return
-        except MbmsecError as exc:
-            self._drop("mtk", f"{type(exc).__name__}: {exc}", now)
-            return
-        self.keys.accept_mtk(mtk, new, now)
-        self._emit(ev.MtkInstalled(now, str(msk_ref), mtk.mtk_id))
-
-    def _unknown_msk(self, ref: MskRef, now: float, seen_in: str) -> None:
-        bound = [self.keys.binding(s.service_id) for s in self.config.services]
-        known = [b for b in bound if b is not None]
-        if known and not any(
-            b.key_domain_id == ref.key_domain_id and b.key_group == ref.msk_id.key_group
-            for b in known
-        ):
-            self._count("unknown_msk.foreign")
-            return
-        if not known and any(
-            m.active for w, m in self._machines.items() if w.kind is WantKind.SERVICE
-        ):
-            self._count("unknown_msk.activation_running")  # the activation brings the key
-            return
-        want = Want(WantKind.MSK, msk=ref)
-        if want not in self._machines or not self._machines[want].active:
-            active = sum(
-                1 for w, m in self._machines.items() if w.kind is WantKind.MSK and m.active
-            )
-            if active >= self.config.max_msk_wants:
-                self._count("unknown_msk.limit")
-                return
-        self._trigger(want, now, f"unknown MSK in {seen_in}")
-
     # --- SRTP ----------------------------------------------------------------------------------
-
-    def note_srtp_mki(self, msk_id: int, mtk_id: int, now: float) -> None:
-        """An SRTP packet named MSK ID / MTK ID: ask for the MSK when it is unknown."""
-        mid = MskId.from_int(msk_id)
-        for s in self.config.services:
-            b = self.keys.binding(s.service_id)
-            if b is not None and b.key_group == mid.key_group:
-                ref = MskRef(b.key_domain_id, mid)
-                if not self.keys.has_msk(ref):
-                    self._unknown_msk(ref, now, "SRTP MKI")
-                return
-        self._count("unknown_msk.unbound_mki")
 
     def srtp_key(self, ref: MskRef, mtk_id: int) -> SrtpKey | None:
         """SRTP master key material for an installed MTK, or None."""
