@@ -99,7 +99,7 @@ async def run_deployment(multicast: bool, group_port: int) -> None:
             runners.append(runner)
 
         def rotated(i: int) -> bool:
-            return len({e.msk for e in events[i] if isinstance(e, ev.MtkInstalled)}) >= 2
+            return len({e.msk_id for e in events[i] if isinstance(e, ev.MtkInstalled)}) >= 2
 
         end = time.monotonic() + 30
         while time.monotonic() < end and not all(rotated(i) for i in events):

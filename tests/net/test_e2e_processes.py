@@ -163,8 +163,8 @@ mtk_period = 2.0
         events: dict[int, list[dict[str, object]]] = {i: [] for i in range(len(ues))}
 
         def done(i: int) -> bool:
-            msks = {e["msk"] for e in events[i] if e["event"] == "msk-installed"}
-            mtk_msks = {e["msk"] for e in events[i] if e["event"] == "mtk-installed"}
+            msks = {e["msk_id"] for e in events[i] if e["event"] == "msk-installed"}
+            mtk_msks = {e["msk_id"] for e in events[i] if e["event"] == "mtk-installed"}
             return len(msks) >= 2 and len(mtk_msks) >= 2  # one MSK rotation, MTKs of both
 
         end = time.monotonic() + DEADLINE

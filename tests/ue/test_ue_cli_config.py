@@ -69,7 +69,7 @@ def test_event_json_has_ids_only() -> None:
     assert json.loads(line) == {
         "event": "msk-installed",
         "at": 1.5,
-        "msk": "00f110/0001:0002",
+        "msk_id": "00f110/0001:0002",
         "service_id": "urn:tv",
         "mtk_id_first": 1,
         "mtk_id_last": 6,

@@ -45,7 +45,7 @@ def test_activation_and_rotations_keep_every_ue_current(profile: str) -> None:
     run_checking_current(world, T0 + 400)
     for i in range(3):
         assert not events_of(world, i, ev.RequestGaveUp)
-        installed = [e.msk for e in events_of(world, i, ev.MskInstalled)]  # type: ignore[attr-defined]
+        installed = [e.msk_id for e in events_of(world, i, ev.MskInstalled)]  # type: ignore[attr-defined]
         assert installed[:4] == [str(MskRef(KD, MskId(1, n))) for n in (1, 2, 3, 4)]
     if profile == "3gpp":
         assert world.core.stats.get("verification.ok", 0) >= 3 * 4
@@ -61,7 +61,7 @@ def test_expiry_drives_the_renewal_request_before_the_msk_ends() -> None:
     # MSK 1 ends at T0+120; MSK 2 is offered from T0+60. The request falls in between.
     assert T0 + 60 <= first.at < T0 + 120
     msk2 = str(MskRef(KD, MskId(1, 2)))
-    got = [e for e in events_of(world, 0, ev.MskInstalled) if e.msk == msk2]  # type: ignore[attr-defined]
+    got = [e for e in events_of(world, 0, ev.MskInstalled) if e.msk_id == msk2]  # type: ignore[attr-defined]
     assert got and got[0].at < T0 + 120
     assert world.is_current(0, world.services[0])
 

@@ -90,6 +90,9 @@ class BmscServer:
         self._known: set[Addr] = set()
         self.udp_address: Addr | None = None
         self.urls: list[str] = []
+        # Optional capture hook: called with (data, source, destination) for every datagram
+        # sent (the demo's --pcap); None costs nothing.
+        self.tap: Callable[[bytes, Addr, Addr], None] | None = None
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_route("*", "/{tail:.*}", self._http)
@@ -169,6 +172,8 @@ class BmscServer:
             dests = self.members.destinations(addr) if addr in groups else [addr]
             for d in dests:
                 self._transport.sendto(data, d)
+                if self.tap is not None and self.udp_address is not None:
+                    self.tap(data, self.udp_address, d)
 
     def _events(self) -> None:
         while (e := self.core.next_event()) is not None:
@@ -177,7 +182,7 @@ class BmscServer:
                 if isinstance(e, DeliveryConfirmed)
                 else "msk push abandoned"
             )
-            log.info(name, extra={"btid": e.btid, "impi": e.impi, "msk": str(e.msk.ref)})
+            log.info(name, extra={"btid": e.btid, "impi": e.impi, "msk_id": str(e.msk.ref)})
 
     def _after(self) -> None:
         """After any input: send, fetch wanted Zn answers, log events, re-arm the timer."""

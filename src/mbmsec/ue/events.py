@@ -112,7 +112,7 @@ class RequestGaveUp(UeEvent):
 class MskInstalled(UeEvent):
     """An MSK arrived and verified; valid for MTK IDs ``[mtk_id_first, mtk_id_last]``."""
 
-    msk: str
+    msk_id: str
     service_id: str | None
     mtk_id_first: int
     mtk_id_last: int
@@ -123,14 +123,14 @@ class MskInstalled(UeEvent):
 class MskDeleted(UeEvent):
     """An MSK left the UE's store (superseded or expired)."""
 
-    msk: str
+    msk_id: str
 
 
 @dataclass(frozen=True)
 class MtkInstalled(UeEvent):
     """An MTK passed the MGV-F checks (MAC, COUNTER, MTK ID) and is usable for SRTP."""
 
-    msk: str
+    msk_id: str
     mtk_id: int
 
 
