@@ -183,6 +183,14 @@ class Simulator:
         self._nodes[addr] = _Node(addr, obj, uplink or LinkProfile(), downlink or LinkProfile())
         self._poll(self._nodes[addr])
 
+    def replace_node(self, addr: Address, obj: DatagramNode) -> None:
+        """Put ``obj`` at ``addr`` in place of the node there (a restarted process); links,
+        group memberships and reachability stay."""
+        node = self._nodes[addr]
+        node.obj = obj
+        node.timer = None
+        self._poll(node)
+
     def add_http_server(
         self,
         name: str,
