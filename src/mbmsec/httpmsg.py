@@ -3,6 +3,9 @@
 The BSF (Ub, Zn), the BM-SC HTTP interface and the UE clients exchange these; only
 :mod:`mbmsec.net` turns them into sockets (aiohttp). Header names compare case-insensitively
 (RFC 9110 §5.1); header order and repetition are preserved.
+
+``repr`` shows neither bodies (a Zn answer carries Ks_NAF) nor credential header values (a Zn
+request carries the NAF's Bearer token): only their sizes and the header names.
 """
 
 from __future__ import annotations
@@ -28,7 +31,21 @@ def _get_all(headers: Headers, name: str) -> list[str]:
     return [v for k, v in headers if k.lower() == n]
 
 
-@dataclass(frozen=True, slots=True)
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+def _repr_headers(headers: Headers) -> str:
+    return (
+        "("
+        + ", ".join(
+            f"{k}: <redacted>" if k.lower() in _CREDENTIAL_HEADERS else f"{k}: {v!r}"
+            for k, v in headers
+        )
+        + ")"
+    )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class HttpRequest:
     """An HTTP request: method, request-target, headers, body; ``peer`` names the client."""
 
@@ -37,6 +54,12 @@ class HttpRequest:
     headers: Headers = ()
     body: bytes = b""
     peer: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpRequest({self.method} {self.target!r}, headers={_repr_headers(self.headers)}, "
+            f"body=<{len(self.body)} bytes>, peer={self.peer!r})"
+        )
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -52,13 +75,19 @@ class HttpRequest:
         return self.target.split("?", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class HttpResponse:
     """An HTTP response: status, headers, body."""
 
     status: int
     headers: Headers = ()
     body: bytes = b""
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpResponse({self.status}, headers={_repr_headers(self.headers)}, "
+            f"body=<{len(self.body)} bytes>)"
+        )
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
