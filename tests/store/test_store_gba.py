@@ -163,3 +163,47 @@ def test_sqlite_durable_and_private(tmp_path: Path) -> None:
     assert t2.get("A@bsf") == _session("A@bsf", 1e12)
     s2.close()
     t2.close()
+
+
+def test_sqlite_pragmas_and_private_side_files(tmp_path: Path) -> None:
+    from mbmsec.store.sqlite_gba import connect
+
+    old = os.umask(0)  # the most permissive umask: the files must still be 0600
+    try:
+        path = tmp_path / "gba.db"
+        s = SqliteSubscriberStore(path)
+        s.add(sub("a@x"))
+        conn = connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        for name in ("gba.db", "gba.db-wal", "gba.db-shm"):
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+        conn.close()
+        s.close()
+    finally:
+        os.umask(old)
+
+
+def test_sqlite_concurrent_first_open(tmp_path: Path) -> None:
+    # several processes (here threads) opening a database that does not exist yet: all succeed
+    import threading
+
+    failures: list[str] = []
+    for trial in range(40):
+        path = tmp_path / f"race{trial}.db"
+        barrier = threading.Barrier(8)
+
+        def open_it(p: Path = path, b: threading.Barrier = barrier) -> None:
+            b.wait()
+            try:
+                SqliteSubscriberStore(p).close()
+            except Exception as exc:  # collected and asserted below
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert not failures, failures[:3]

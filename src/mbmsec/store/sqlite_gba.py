@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -51,18 +52,42 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """
     p = Path(path)
     try:
-        if not p.exists():
+        try:  # created here with 0600 (O_EXCL: no umask or symlink games), or already there
             fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race, or an existing database
+            pass
+        else:
             os.close(fd)
             os.chmod(p, 0o600)
         conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=5000")  # first: the WAL switch may meet a writer
+        mode = _set_wal(conn)  # -wal and -shm take the database file's mode
+        if mode != "wal":
+            conn.close()
+            raise ConfigError(f"GBA database {str(p)!r}: WAL mode refused ({mode})")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open GBA database {str(p)!r}: {exc}") from exc
     return conn
+
+
+def _set_wal(conn: sqlite3.Connection, tries: int = 100) -> str:
+    """Switch to WAL; return the journal mode now in force.
+
+    The first switch of a new file needs an exclusive lock and SQLite answers "database is
+    locked" at once (no busy handler) when another process opens the same new file meanwhile,
+    so it is retried for up to ``tries`` * 50 ms.
+    """
+    for attempt in range(tries):
+        try:
+            row = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return str(row[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 @contextmanager
