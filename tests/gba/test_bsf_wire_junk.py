@@ -357,3 +357,42 @@ def test_body_timeout_is_408_one_line(tmp_path: Path, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="mbmsec"):
         asyncio.run(body())
     assert [r.getMessage() for r in caplog.records] == ["http request body timeout"]
+
+
+def test_two_bsf_processes_never_issue_the_same_sqn(bsf: Bsf, tmp_path: Path) -> None:
+    import base64
+    import re
+
+    import aiohttp
+
+    from mbmsec.gba.milenage import Milenage
+
+    other = Bsf(tmp_path, tmp_path / "g.db", "bsf2")
+    m = Milenage(bytes.fromhex(K), bytes.fromhex(OPC))
+
+    async def challenge(s: aiohttp.ClientSession, url: str) -> int:
+        async with s.get(url + "/", headers={"Authorization": INIT.decode()}) as r:
+            assert r.status == 401
+            found = re.search(r'nonce="([^"]+)"', r.headers["WWW-Authenticate"])
+        assert found is not None
+        raw_nonce = base64.b64decode(found.group(1))
+        ak = m.f2345(raw_nonce[:16])[3]
+        sqn_xor_ak = raw_nonce[16:22]
+        return int.from_bytes(bytes(a ^ b for a, b in zip(sqn_xor_ak, ak, strict=True)), "big")
+
+    async def body() -> list[int]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+            urls = [bsf.url, other.url]
+            return list(await asyncio.gather(*(challenge(s, urls[i % 2]) for i in range(200))))
+
+    try:
+        sqns = asyncio.run(body())
+        assert len(set(sqns)) == 200  # concurrent requests on two processes, one SQN each
+        store = SqliteSubscriberStore(tmp_path / "g.db")
+        he = store.get(IMPI)
+        store.close()
+        assert he is not None and he.sqn == max(sqns)
+        assert other.stop() == 0 and bsf.stop() == 0
+    finally:
+        if other.proc.poll() is None:
+            other.stop(signal.SIGKILL)
