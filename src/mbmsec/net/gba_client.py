@@ -19,7 +19,7 @@ from ..gba.client import BootstrapClient, BootstrapResult
 from ..gba.zn import ZN_PATH, ZnAnswer, ZnRequest, zn_error_from_response
 from ..httpmsg import HttpRequest, HttpResponse
 
-__all__ = ["ZnClient", "bootstrap", "send"]
+__all__ = ["MAX_RESPONSE", "ZnClient", "bootstrap", "send"]
 
 MAX_RESPONSE = 65536
 
@@ -27,7 +27,10 @@ MAX_RESPONSE = 65536
 async def send(
     session: aiohttp.ClientSession, base_url: str, request: HttpRequest, timeout: float = 10.0
 ) -> HttpResponse:
-    """Send one :class:`HttpRequest` to ``base_url`` and return the :class:`HttpResponse`."""
+    """Send one :class:`HttpRequest` to ``base_url`` and return the :class:`HttpResponse`.
+
+    The body is read to its end, at most ``MAX_RESPONSE`` octets (the rest is dropped).
+    """
     url = base_url.rstrip("/") + request.target
     async with session.request(
         request.method,
@@ -37,8 +40,14 @@ async def send(
         timeout=aiohttp.ClientTimeout(total=timeout),
         allow_redirects=False,
     ) as resp:
-        body = await resp.content.read(MAX_RESPONSE + 1)
-        return HttpResponse(resp.status, tuple(resp.headers.items()), body[:MAX_RESPONSE])
+        # read() returns what has arrived so far: loop until EOF (a body may come in pieces)
+        body = bytearray()
+        while len(body) <= MAX_RESPONSE:
+            chunk = await resp.content.read(MAX_RESPONSE + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+        return HttpResponse(resp.status, tuple(resp.headers.items()), bytes(body[:MAX_RESPONSE]))
 
 
 async def bootstrap(
