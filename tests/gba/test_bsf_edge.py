@@ -9,7 +9,7 @@ import pytest
 
 from mbmsec.gba.aka import SQN_MAX, SqnState, next_sqn, sqn_join
 from mbmsec.gba.bsf import Bsf, BsfConfig
-from mbmsec.gba.client import BootstrapClient, GbaUicc
+from mbmsec.gba.client import BootstrapClient, BootstrapError, GbaUicc
 from mbmsec.gba.hss import Hss, make_subscriber
 from mbmsec.httpmsg import HttpRequest, HttpResponse
 from mbmsec.store.memory_gba import MemoryBootstrapSessionStore, MemorySubscriberStore
@@ -108,3 +108,40 @@ def test_one_info_line_per_request(caplog: pytest.LogCaptureFixture) -> None:
     assert [s for s, _ in lines_per_request] == [401, 401, 200]
     assert all(len(lines) == 1 for _, lines in lines_per_request), lines_per_request
     assert lines_per_request[1][1] == ["ub resync, new challenge"]
+
+
+def test_gba_u_failed_rebootstrap_never_yields_a_wrong_key() -> None:
+    # TS 33.220 G.1: a new GBA_U bootstrap replaces Ks in the UICC as soon as AUTHENTICATE runs.
+    # If the run then fails, the old B-TID's Ks_ext_NAF is gone: the client must say so instead
+    # of deriving a key from the new Ks that no NAF will ever share.
+    from mbmsec.errors import KeyUnavailableError
+    from mbmsec.gba.kdf import UA_MBMS, naf_id
+    from mbmsec.gba.zn import ZN_PATH, ZnAnswer, ZnRequest
+
+    subs = MemorySubscriberStore()
+    subs.add(make_subscriber("u@h", K.hex(), opc=OPC.hex(), uicc=True))
+    from mbmsec.gba.bsf import NafCredential
+
+    cfg = BsfConfig(domain=DOMAIN, naf_credentials=(NafCredential("n", "token-123456"),))
+    bsf = Bsf(cfg, Hss(subs, Rng()), MemoryBootstrapSessionStore())
+    naf = naf_id("bmsc.h", UA_MBMS)
+    c = BootstrapClient("u@h", GbaUicc(K, OPC, gba_u=True), realm=DOMAIN, rng=Rng())
+    req: HttpRequest | None = c.start(0.0)
+    while req is not None:
+        req = c.receive(bsf.handle(req, 0.0), 0.0)
+    assert c.result is not None and c.bootstrapped(1.0)
+    zn = HttpRequest(
+        "POST",
+        ZN_PATH,
+        (("Authorization", "Bearer token-123456"),),
+        ZnRequest(c.result.btid, naf).to_json(),
+    )
+    assert c.naf_key(naf, 1.0) == ZnAnswer.from_json(bsf.handle(zn, 1.0).body).me_key
+    # re-bootstrap: challenge answered by the UICC, then the BSF is unreachable
+    again = bsf.handle(c.start(2.0), 2.0)
+    assert c.receive(again, 2.0) is not None
+    with pytest.raises(BootstrapError):
+        c.receive(HttpResponse(503), 2.0)
+    assert not c.bootstrapped(3.0)
+    with pytest.raises(KeyUnavailableError):
+        c.naf_key(naf, 3.0)

@@ -130,6 +130,11 @@ class GbaUicc:
         self._ks_int.clear()
         return result.res
 
+    @property
+    def bootstrap_rand(self) -> bytes | None:
+        """RAND of the GBA_U bootstrap whose Ks the UICC holds (readable by the ME, Annex G.1)."""
+        return self._rand
+
     def gba_u_store_btid(self, btid: str) -> None:
         """The ME stores B-TID (and lifetime) in the UICC after a bootstrap (Annex G.1)."""
         self._btid = btid
@@ -381,8 +386,16 @@ class BootstrapClient:
     # --- using the bootstrapped key ---
 
     def bootstrapped(self, now: float) -> bool:
-        """True while a bootstrapped key exists and its lifetime has not ended."""
-        return self.result is not None and now < self.result.expires
+        """True while a bootstrapped key exists and its lifetime has not ended.
+
+        GBA_U: also false once a later run has replaced Ks in the UICC (TS 33.220 Annex G.1),
+        even if that run failed: the key of :attr:`result` is gone.
+        """
+        r = self.result
+        return r is not None and now < r.expires and self._ks_in_place(r)
+
+    def _ks_in_place(self, r: BootstrapResult) -> bool:
+        return not r.gba_u or self.uicc.bootstrap_rand == r.rand
 
     def get_timer(self) -> float | None:
         """When to re-bootstrap: ``margin`` (at most half the lifetime) before expiry."""
@@ -400,11 +413,14 @@ class BootstrapClient:
     def naf_key(self, naf_id: bytes, now: float) -> bytes:
         """Return Ks_NAF (GBA_ME) or Ks_ext_NAF (GBA_U) for NAF_Id (TS 33.220 Annex B.3).
 
-        Raises KeyUnavailableError when not bootstrapped or the key lifetime has ended.
+        Raises KeyUnavailableError when not bootstrapped, the key lifetime has ended, or (GBA_U)
+        the UICC's Ks was replaced by a later, unfinished run.
         """
         r = self.result
         if r is None or now >= r.expires:
             raise KeyUnavailableError("no valid bootstrapped key: bootstrap first")
+        if not self._ks_in_place(r):
+            raise KeyUnavailableError("the UICC's Ks belongs to a later bootstrap: bootstrap again")
         if r.gba_u:
             return self.uicc.gba_u_naf_derivation(naf_id, self.impi)
         assert r.ks is not None
