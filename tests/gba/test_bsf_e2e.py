@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -231,55 +232,83 @@ def _md5(s: bytes) -> str:
 def test_independent_spec_client_matches_zn(tmp_path: Path) -> None:
     db = tmp_path / "bsf.db"
     provision(db)
-    clock = Clock()
+    asyncio.run(with_server(db, Clock(), spec_client))
 
-    async def body(url: str) -> None:
-        async with aiohttp.ClientSession() as s:
-            first = f'Digest username="{IMPI}", realm="{DOMAIN}", nonce="", uri="/", response=""'
-            async with s.get(url + "/", headers={"Authorization": first}) as r:
-                assert r.status == 401
-                www = r.headers["WWW-Authenticate"]
-            params = dict(re.findall(r'(\w+)=(?:"([^"]*)"|[^,]*)', www))
-            assert "AKAv1-MD5" in www and 'qop="auth-int"' in www
-            nonce = params["nonce"]
-            raw = base64.b64decode(nonce)
-            rand, autn = raw[:16], raw[16:32]
-            res, ck, ik, ak = _spec_milenage(K, OPC, rand)
-            sqn = _x(autn[:6], ak)
-            assert int.from_bytes(sqn, "big") > 0
-            # RFC 2617 §3.2.2.1 with RFC 3310 §3.3: password = RES octets; qop=auth-int
-            cnonce, nc = "0a4f113b", "00000001"
-            ha1 = _md5(IMPI.encode() + b":" + DOMAIN.encode() + b":" + res)
-            ha2 = _md5(b"GET:/:" + _md5(b"").encode())
-            response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth-int:{ha2}".encode())
-            auth = (
-                f'Digest username="{IMPI}", realm="{DOMAIN}", nonce="{nonce}", uri="/", '
-                f'response="{response}", algorithm=AKAv1-MD5, qop=auth-int, nc={nc}, '
-                f'cnonce="{cnonce}"'
-            )
-            async with s.get(url + "/", headers={"Authorization": auth}) as r:
-                assert r.status == 200
-                assert r.headers["Content-Type"].startswith("application/vnd.3gpp.bsf+xml")
-                xml = await r.read()
-                ainfo = r.headers["Authentication-Info"]
-            # rspauth: A2 = ":" uri ":" H(response body) (RFC 2617 §3.2.3)
-            ha2r = _md5(b":/:" + _md5(xml).encode())
-            rspauth = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth-int:{ha2r}".encode())
-            assert f'rspauth="{rspauth}"' in ainfo
-            btid_m = re.search(rb"<btid>([^<]+)</btid>", xml)
-            assert btid_m is not None
-            btid = btid_m.group(1).decode()
-            assert btid == base64.b64encode(rand).decode() + "@" + DOMAIN
-            assert b'xmlns="uri:3gpp-gba"' in xml and re.search(rb"<lifetime>[0-9T:-]+Z<", xml)
-            # TS 33.220 Annex B: Ks_NAF = HMAC-SHA-256(CK||IK, S)
-            p = [b"gba-me", rand, IMPI.encode(), NAF_FQDN.encode() + b"\x01\x00\x00\x00\x01"]
-            s_ = b"\x01" + b"".join(x + len(x).to_bytes(2, "big") for x in p)
-            ks_naf = hmac.new(ck + ik, s_, hashlib.sha256).digest()
-            zn = ZnClient(url, token=TOKEN, clock=clock)
-            try:
-                answer = await zn.lookup(btid, NAF)
-            finally:
-                await zn.close()
-            assert answer.ks_naf == ks_naf
 
-    asyncio.run(with_server(db, clock, body))
+def test_independent_spec_client_against_the_bsf_command(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "bsf.db"
+    provision(db)
+    cfg = tmp_path / "bsf.toml"
+    cfg.write_text(
+        f'[bsf]\ndomain = "{DOMAIN}"\nlisten = ["127.0.0.1:0"]\n'
+        f'[[bsf.naf]]\nname = "bmsc"\ntoken = "{TOKEN}"\nfqdns = ["{NAF_FQDN}"]\n'
+    )
+    cmd = [sys.executable, "-m", "mbmsec.cli", "bsf", "--config", str(cfg), "--db", str(db)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("bsf listening on "), line
+        asyncio.run(spec_client(line.split()[3]))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def spec_client(url: str) -> None:
+    """Bootstrap as TS 24.109 / RFC 3310 describe it and check Ks_NAF against Zn."""
+    clock = time.time
+    async with aiohttp.ClientSession() as s:
+        first = f'Digest username="{IMPI}", realm="{DOMAIN}", nonce="", uri="/", response=""'
+        async with s.get(url + "/", headers={"Authorization": first}) as r:
+            assert r.status == 401
+            www = r.headers["WWW-Authenticate"]
+        params = dict(re.findall(r'(\w+)=(?:"([^"]*)"|[^,]*)', www))
+        assert "AKAv1-MD5" in www and 'qop="auth-int"' in www
+        nonce = params["nonce"]
+        raw = base64.b64decode(nonce)
+        rand, autn = raw[:16], raw[16:32]
+        res, ck, ik, ak = _spec_milenage(K, OPC, rand)
+        sqn = _x(autn[:6], ak)
+        assert int.from_bytes(sqn, "big") > 0
+        # RFC 2617 §3.2.2.1 with RFC 3310 §3.3: password = RES octets; qop=auth-int
+        cnonce, nc = "0a4f113b", "00000001"
+        ha1 = _md5(IMPI.encode() + b":" + DOMAIN.encode() + b":" + res)
+        ha2 = _md5(b"GET:/:" + _md5(b"").encode())
+        response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth-int:{ha2}".encode())
+        auth = (
+            f'Digest username="{IMPI}", realm="{DOMAIN}", nonce="{nonce}", uri="/", '
+            f'response="{response}", algorithm=AKAv1-MD5, qop=auth-int, nc={nc}, '
+            f'cnonce="{cnonce}"'
+        )
+        async with s.get(url + "/", headers={"Authorization": auth}) as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"].startswith("application/vnd.3gpp.bsf+xml")
+            xml = await r.read()
+            ainfo = r.headers["Authentication-Info"]
+        # rspauth: A2 = ":" uri ":" H(response body) (RFC 2617 §3.2.3)
+        ha2r = _md5(b":/:" + _md5(xml).encode())
+        rspauth = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth-int:{ha2r}".encode())
+        assert f'rspauth="{rspauth}"' in ainfo
+        btid_m = re.search(rb"<btid>([^<]+)</btid>", xml)
+        assert btid_m is not None
+        btid = btid_m.group(1).decode()
+        assert btid == base64.b64encode(rand).decode() + "@" + DOMAIN
+        assert b'xmlns="uri:3gpp-gba"' in xml and re.search(rb"<lifetime>[0-9T:-]+Z<", xml)
+        # TS 33.220 Annex B: Ks_NAF = HMAC-SHA-256(CK||IK, S)
+        p = [b"gba-me", rand, IMPI.encode(), NAF_FQDN.encode() + b"\x01\x00\x00\x00\x01"]
+        s_ = b"\x01" + b"".join(x + len(x).to_bytes(2, "big") for x in p)
+        ks_naf = hmac.new(ck + ik, s_, hashlib.sha256).digest()
+        zn = ZnClient(url, token=TOKEN, clock=clock)
+        try:
+            answer = await zn.lookup(btid, NAF)
+        finally:
+            await zn.close()
+        assert answer.ks_naf == ks_naf
