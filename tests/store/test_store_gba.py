@@ -207,3 +207,16 @@ def test_sqlite_concurrent_first_open(tmp_path: Path) -> None:
             t.join()
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert not failures, failures[:3]
+
+
+def test_sqlite_existing_world_readable_file_is_made_private(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "gba.db"
+    sqlite3.connect(path).close()  # made by another tool, mode 0644 under umask 022
+    os.chmod(path, 0o644)
+    s = SqliteSubscriberStore(path)
+    s.add(sub("a@x"))
+    for name in ("gba.db", "gba.db-wal", "gba.db-shm"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+    s.close()

@@ -1,9 +1,9 @@
 """SQLite GBA stores: HSS subscribers and BSF bootstrapping sessions, durable, WAL mode.
 
 One database file may hold both tables (``mbmsec bsf`` uses one file). The file is created
-with mode 0600 (it holds K, OPc and Ks). Every write runs in its own ``BEGIN IMMEDIATE``
-transaction with ``synchronous=FULL``, so a committed SQN or session survives a crash; a
-multi-row import is all-or-nothing.
+with mode 0600 (it holds K, OPc and Ks); an existing one of ours that others may read is made
+0600. Every write runs in its own ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``, so
+a committed SQN or session survives a crash; a multi-row import is all-or-nothing.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
         try:  # created here with 0600 (O_EXCL: no umask or symlink games), or already there
             fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
         except FileExistsError:  # another process won the race, or an existing database
-            pass
+            _make_private(p)
         else:
             os.close(fd)
             os.chmod(p, 0o600)
@@ -70,6 +70,17 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open GBA database {str(p)!r}: {exc}") from exc
     return conn
+
+
+def _make_private(p: Path) -> None:
+    """Take group/other access away from an existing database and its side files (ours only)."""
+    for f in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+        try:
+            st = os.stat(f)
+        except FileNotFoundError:
+            continue
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.chmod(f, 0o600)
 
 
 def _set_wal(conn: sqlite3.Connection, tries: int = 100) -> str:
