@@ -17,6 +17,7 @@ from .errors import MbmsecError
 
 # Modules that contribute sub-commands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "mbmsec.demo.cli",
     "mbmsec.mikey.cli",
     "mbmsec.bench.cli",
     "mbmsec.gba.cli",

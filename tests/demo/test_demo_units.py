@@ -38,8 +38,11 @@ def _metrics() -> DemoMetrics:
     for u in (a, b):
         u.held_keys = True
         u.bootstrapped = True
-    m.delivery(DeliverySample("compact", 0.002, 2, 180))
-    m.delivery(DeliverySample("3gpp", 0.010, 5, 1400))
+    m.delivery(DeliverySample("compact", 0.002, "compact"))
+    m.delivery(DeliverySample("3gpp", 0.010, "push"))
+    m.delivery(DeliverySample("3gpp", None, "push"))
+    m.key_traffic("compact", 180, 2)
+    m.key_traffic("3gpp", 2800, 10)
     m.srtp_sent = 10
     a.expected.update(range(10))
     a.decrypted.update(range(10))
@@ -56,6 +59,8 @@ def test_report_pass_and_json_roundtrip() -> None:
     assert rep["verdict"]["text"].startswith("PASS")
     assert rep["key_delivery"]["compact"]["latency_ms"]["p50"] == 2.0
     assert rep["key_delivery"]["3gpp"]["messages_per_delivery"] == 5
+    assert rep["key_delivery"]["3gpp"]["bytes_per_delivery"] == 1400
+    assert rep["key_delivery"]["3gpp"]["latency_ms"]["samples"] == 1
     assert rep["srtp"]["all"]["expected_total"] == 17
     assert rep["srtp"]["all"]["decrypted_total"] == 17
     assert json.loads(json.dumps(rep)) == rep

@@ -51,16 +51,12 @@ class PhaseRecord:
 
 @dataclass(frozen=True, slots=True)
 class DeliverySample:
-    """One MSK delivery to one UE: request-to-key latency, messages and bytes it took.
-
-    ``messages`` counts UDP datagrams plus HTTP messages (each request and each response is
-    one); ``octets`` counts their application-layer bytes (UDP payload, whole HTTP message).
-    """
+    """One MSK installed by one UE. ``latency``: from the request attempt that was answered to
+    the MSK being installed (None for a key the BM-SC pushed unasked); ``via``: how it came."""
 
     profile: str
-    latency: float
-    messages: int
-    octets: int
+    latency: float | None
+    via: str = ""
 
 
 @dataclass
@@ -92,6 +88,9 @@ class DemoMetrics:
     def __init__(self) -> None:
         self.phases: list[PhaseRecord] = []
         self.deliveries: list[DeliverySample] = []
+        # key management traffic per profile: [messages, octets] (UDP datagrams between UE
+        # and BM-SC MIKEY port, HTTP messages between UE and BM-SC; not Ub, not MTK messages)
+        self.traffic: dict[str, list[int]] = {}
         self.ues: dict[str, UeCounters] = {}
         self.srtp_sent = 0
         self.srtp_octets = 0
@@ -151,6 +150,12 @@ class DemoMetrics:
         """Record one completed MSK delivery."""
         self.deliveries.append(sample)
 
+    def key_traffic(self, profile: str, octets: int, messages: int = 1) -> None:
+        """Count key management traffic of ``profile`` UEs."""
+        t = self.traffic.setdefault(profile, [0, 0])
+        t[0] += messages
+        t[1] += octets
+
     def error_cause(self, ue: str, cause: str) -> None:
         """Count an error cause (MIKEY Error / HTTP status) that UE ``ue`` received."""
         causes = self.ues[ue].error_causes
@@ -188,19 +193,27 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000.0, 3)
 
 
-def _delivery_summary(samples: Iterable[DeliverySample]) -> dict[str, Any]:
+def _delivery_summary(samples: Iterable[DeliverySample], traffic: Sequence[int]) -> dict[str, Any]:
     items = list(samples)
-    lat = [s.latency for s in items]
+    lat = [s.latency for s in items if s.latency is not None]
     n = len(items)
+    msgs, octets = (traffic[0], traffic[1]) if traffic else (0, 0)
+    vias: dict[str, int] = {}
+    for s in items:
+        vias[s.via] = vias.get(s.via, 0) + 1
     return {
         "deliveries": n,
+        "via": dict(sorted(vias.items())),
         "latency_ms": {
             "p50": _ms(percentile(lat, 50)),
             "p99": _ms(percentile(lat, 99)),
             "max": _ms(max(lat) if lat else None),
+            "samples": len(lat),
         },
-        "messages_per_delivery": round(sum(s.messages for s in items) / n, 2) if n else None,
-        "bytes_per_delivery": round(sum(s.octets for s in items) / n, 1) if n else None,
+        "messages": msgs,
+        "bytes": octets,
+        "messages_per_delivery": round(msgs / n, 2) if n else None,
+        "bytes_per_delivery": round(octets / n, 1) if n else None,
     }
 
 
@@ -232,7 +245,10 @@ def build_report(
     profiles = sorted({u.profile for u in metrics.ues.values()})
     ues = list(metrics.ues.values())
     per_profile = {
-        p: _delivery_summary(s for s in metrics.deliveries if s.profile == p) for p in profiles
+        p: _delivery_summary(
+            (s for s in metrics.deliveries if s.profile == p), metrics.traffic.get(p, [])
+        )
+        for p in profiles
     }
     return {
         "verdict": {

@@ -8,10 +8,11 @@ Timeline (docs/demo.md has the full story)::
                  (compact: key request / key response; 3gpp: HTTP register + MSK push)
     stream       SRTP (keyed from the current MTK, MKI = MSK ID || MTK ID) flows to the group;
                  the MTK rotates every ``mtk_period`` seconds
-    msk-rotation the MSK rotates mid-stream; UEs fetch the next MSK before it starts
     unreachable  one UE loses all traffic for ``outage`` seconds, then catches up
-    bsf-outage   the BSF stops; requests that need it get an error cause; it restarts and
-                 every UE recovers
+    bsf-outage   the BSF stops and the BM-SC loses its Zn answers just before the next MSK is
+                 offered; the UEs' requests for it get an error cause; the BSF restarts and
+                 every UE obtains the next MSK
+    msk-rotation the MSK rotates mid-stream; every UE decrypts under the new MSK
     drain        the stream stops, late packets are counted, the report is made
 
 ``--break`` makes one real thing wrong on purpose, so the demo must fail clearly:
@@ -52,9 +53,9 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("bootstrap", "Bootstrap every UE over Ub"),
     ("register", "Register and deliver the first MSK/MTK"),
     ("stream", "SRTP stream with MTK rotations"),
-    ("msk-rotation", "MSK rotation mid-stream"),
     ("unreachable", "One UE unreachable, then catching up"),
     ("bsf-outage", "BSF outage and recovery"),
+    ("msk-rotation", "MSK rotation mid-stream"),
     ("drain", "Stop the stream and count"),
 )
 
@@ -68,7 +69,7 @@ class DemoConfig:
     mtk_period: float = 1.0
     mtk_rotations: int = 3
     outage: float = 1.5
-    packet_interval: float = 0.02
+    packet_interval: float | None = None
     phase_timeout: float = 20.0
     timeout: float | None = None
     force_unicast: bool = False
@@ -77,7 +78,6 @@ class DemoConfig:
     json: Path | None = None
     workdir: Path | None = None
     break_: Break | None = None
-    seed: int | None = None
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -87,7 +87,7 @@ class DemoConfig:
             raise ConfigError("--mtk-period must be at least 0.2 s")
         if self.mtk_rotations < 1:
             raise ConfigError("--mtk-rotations must be at least 1")
-        if not 0.001 <= self.packet_interval <= 1.0:
+        if self.packet_interval is not None and not 0.001 <= self.packet_interval <= 1.0:
             raise ConfigError("--packet-interval must be between 0.001 and 1 s")
         if self.outage <= 0:
             raise ConfigError("--outage must be positive")
