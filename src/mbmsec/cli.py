@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import tomllib
 from collections.abc import Sequence
 
 from . import __version__
 from .errors import MbmsecError
+from .ue_cli import normalize_argv
 
 # Modules that contribute sub-commands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -43,11 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(normalize_argv(list(sys.argv[1:] if argv is None else argv)))
     try:
         rc: int = args.func(args)
     except MbmsecError as exc:
         print(f"mbmsec: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable config / input file, port in use, ...
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"mbmsec: error: {exc.strerror or exc}:{where}", file=sys.stderr)
+        return 2
+    except tomllib.TOMLDecodeError as exc:
+        print(f"mbmsec: error: bad TOML config: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
