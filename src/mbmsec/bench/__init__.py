@@ -7,6 +7,9 @@ same run: the least work the protocol demands for the same result, done directly
 
 Adding a case: write a module with a function ``run(cfg: BenchConfig) -> list[Result]``
 decorated with :func:`register_case`, and append its dotted name to :data:`CASE_MODULES`.
+A case whose measurements do not fit the ours/floor columns (latency percentiles, bytes on the
+wire) puts them in :attr:`Result.extra` and passes ``report=`` to print its own table after
+the common one.
 
 Timing uses ``time.perf_counter`` and lives here, outside the sans-I/O core. Ours and floor run
 in alternating rounds and the best round of each counts, which damps drift and noise.
@@ -16,14 +19,14 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from ..errors import ConfigError
 
 # Modules that contribute cases, in run order. Append yours (small edit).
-CASE_MODULES: list[str] = ["mbmsec.bench.mikey", "mbmsec.bench.gba"]
+CASE_MODULES: list[str] = ["mbmsec.bench.mikey", "mbmsec.bench.gba", "mbmsec.bench.bmsc"]
 
 DEFAULT_SECONDS: Final = 2.0
 DEFAULT_ROUNDS: Final = 3
@@ -70,7 +73,10 @@ class Rate:
 
 @dataclass(frozen=True)
 class Result:
-    """One measurement of a case: ours, the floor next to it, and what the floor does."""
+    """One measurement of a case: ours, the floor next to it, and what the floor does.
+
+    ``extra``: further measured values (JSON-compatible) for the case's own report.
+    """
 
     case: str
     name: str
@@ -79,6 +85,7 @@ class Result:
     floor: Rate | None = None
     floor_definition: str = ""
     notes: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:
@@ -97,10 +104,12 @@ class Result:
             "ratio": self.ratio,
             "floor_definition": self.floor_definition,
             "notes": list(self.notes),
+            "extra": dict(self.extra),
         }
 
 
 CaseRunner = Callable[[BenchConfig], list[Result]]
+CaseReport = Callable[[list[Result], TextIO], None]
 
 
 @dataclass(frozen=True)
@@ -108,19 +117,23 @@ class BenchCase:
     name: str
     description: str
     run: CaseRunner = field(repr=False)
+    report: CaseReport | None = field(default=None, repr=False)
 
 
 _REGISTRY: dict[str, BenchCase] = {}
 
 
-def register_case(name: str, description: str) -> Callable[[CaseRunner], CaseRunner]:
-    """Decorator: register ``run`` as bench case ``name``. Raises ConfigError on a duplicate."""
+def register_case(
+    name: str, description: str, *, report: CaseReport | None = None
+) -> Callable[[CaseRunner], CaseRunner]:
+    """Decorator: register ``run`` as bench case ``name``; ``report`` (optional) prints the
+    case's own table of its results after the common one. Raises ConfigError on a duplicate."""
 
     def deco(run: CaseRunner) -> CaseRunner:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.run is not run:
             raise ConfigError(f"bench case {name!r} registered twice")
-        _REGISTRY[name] = BenchCase(name, description, run)
+        _REGISTRY[name] = BenchCase(name, description, run, report)
         return run
 
     return deco

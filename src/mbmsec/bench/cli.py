@@ -90,6 +90,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         stream.write("\n")
     else:
         print_table(results, cfg, stream)
+        for name in names:
+            report = registry[name].report
+            if report is not None:
+                print(file=stream)
+                report([r for r in results if r.case == name], stream)
     return 0
 
 
