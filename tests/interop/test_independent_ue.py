@@ -25,11 +25,13 @@ from independent_ue import (
     CompactUe,
     ErrorAnswer,
     Msk,
+    Mtk,
     MtkReceiver,
     ProtocolError,
     PushReceiver,
     bootstrap,
     build_verification,
+    hmac_sha1,
     is_mtk_message,
     item_statuses,
     key_domain_id,
@@ -87,6 +89,7 @@ class Servers:
     bmsc_db: Path
     group_port: int
     multicast: str
+    radio_port: int
 
 
 @pytest.fixture(scope="module", params=["auto", "off"])
@@ -109,7 +112,7 @@ def servers(
         f'[bsf]\ndomain = "{REALM}"\nlisten = ["127.0.0.1:0"]\nstore = "{db}"\n'
         f'[[bsf.naf]]\nname = "bmsc"\ntoken = "{TOKEN}"\nfqdns = ["{FQDN}"]\n'
     )
-    group_port = free_udp_port()
+    group_port, radio_port = free_udp_port(), free_udp_port()
     procs: list[subprocess.Popen[str]] = []
 
     def start(cmd: list[str]) -> subprocess.Popen[str]:
@@ -151,14 +154,18 @@ start = 0.0
 id = "{RADIO}"
 key_domain = "001-01"
 key_group = 8
-group = "{GROUP}:{group_port + 1 if group_port < 65535 else group_port - 1}"
+group = "{GROUP}:{radio_port}"
+mtk_lifetime = 2.0
+mtk_lead = 0.5
+announce_interval = 0.5
+salt = false
 allowed_users = ["{USERS[1]}"]
 """
         )
         bmsc = start(mbmsec("bmsc", "--config", str(tmp / "bmsc.toml")))
         _, _, udp, _, http = first_line(bmsc, "bmsc udp ").split()
         host, _, port = udp.rpartition(":")
-        yield Servers(bsf_url, (host, int(port)), http, bmsc_db, group_port, multicast)
+        yield Servers(bsf_url, (host, int(port)), http, bmsc_db, group_port, multicast, radio_port)
         for p in procs:
             assert p.poll() is None, f"{p.args!r} died"
     finally:
@@ -203,6 +210,7 @@ def ask(
     raw: bytes,
     timeout: float = 3.0,
     others: list[bytes] | None = None,
+    answers: list[bytes] | None = None,
 ) -> list[Msk] | ErrorAnswer | None:
     """Send one request; the first answer that passes the UE's checks, or None."""
     sock.sendto(raw, servers.bmsc_udp)
@@ -213,11 +221,61 @@ def ask(
             break
         data, _ = sock.recvfrom(4096)
         try:
-            return ue.take_answer(data)
+            ans = ue.take_answer(data)
         except ProtocolError:
             if others is not None:
                 others.append(data)  # MTK messages by unicast fan-out
+            continue
+        if answers is not None:
+            answers.append(data)
+        return ans
     return None
+
+
+def payload_types(data: bytes) -> list[int]:
+    """Payload types of a MIKEY message in wire order (HDR not included)."""
+    return [p.ptype for p in parse_mikey(data).payloads]
+
+
+# Payload order of protocol.md §5, §6, §8.3 (EXT 21, T 5, RAND 11, ID 6, KEMAC 1, ERR 12, V 9)
+MSK_ORDER = [21, 5, 11, 6, 6, 1]
+MTK_ORDER = [21, 5, 11, 1]
+
+
+def take_mtks(
+    rx: MtkReceiver, socks: list[socket.socket], want: int, pending: list[bytes] | None = None
+) -> tuple[list[Mtk], set[int]]:
+    """MTKs that pass the MGV-F until ``want`` distinct MTK IDs (15 s at most), and the indexes
+    into ``socks`` they came on (-1: ``pending``)."""
+    got: list[Mtk] = []
+    paths: set[int] = set()
+    queue = [(-1, d) for d in pending or []]
+    end = time.monotonic() + 15
+    while len({m.mtk_id for m in got}) < want and time.monotonic() < end:
+        if not queue:
+            ready, _, _ = select.select(socks, [], [], 0.5)
+            queue = [(socks.index(s), s.recv(4096)) for s in ready]
+        for via, data in queue:
+            try:
+                got.append(rx.take(data))
+            except ProtocolError:
+                continue
+            assert payload_types(data) == MTK_ORDER
+            paths.add(via)
+        queue = []
+    return got, paths
+
+
+def check_mtks_in_store(servers: Servers, mtks: list[Mtk]) -> None:
+    for mtk in mtks:
+        rows = store_rows(
+            servers.bmsc_db,
+            "SELECT key, salt FROM bmsc_mtks WHERE kd = ? AND msk_id = ? AND mtk_id = ?",
+            mtk.key_domain,
+            mtk.msk_id,
+            mtk.mtk_id,
+        )
+        assert rows == [(mtk.key, mtk.salt)]
 
 
 def check_msk_in_store(servers: Servers, msk: Msk, service: str) -> None:
@@ -238,8 +296,11 @@ def test_compact_profile_msk_and_mtks(servers: Servers) -> None:
         req = ue.build_request(time.time(), service_id=TV)
         assert len(req.raw) == 10 + 10 + 18 + 4 + len(ue.btid) + 4 + 2 + len(TV) + 22
         early: list[bytes] = []
-        ans = ask(sock, ue, servers, req.raw, others=early)
+        answers: list[bytes] = []
+        ans = ask(sock, ue, servers, req.raw, others=early, answers=answers)
         assert isinstance(ans, list) and 1 <= len(ans) <= 2, ans
+        assert payload_types(answers[0]) == MSK_ORDER and answers[0][3] == 0  # V 0, PRF 0
+        assert len(answers[0]) <= 3 * len(req.raw)  # §8.5 size bound
         for msk in ans:
             assert msk.key_domain == KD and msk.msk_id >> 16 == KEY_GROUP
             assert msk.msk_id & 0xFFFF != 0
@@ -247,33 +308,12 @@ def test_compact_profile_msk_and_mtks(servers: Servers) -> None:
         rx = MtkReceiver()
         for msk in ans:
             rx.install(msk)
-        got = []
-        paths = set()
-        pending = [(sock, d) for d in early]
-        end = time.monotonic() + 15
-        while len({m.mtk_id for m in got}) < 2 and time.monotonic() < end:
-            if not pending:
-                ready, _, _ = select.select([sock, group], [], [], 0.5)
-                pending = [(s, s.recv(4096)) for s in ready]
-            for via, data in pending:
-                try:
-                    got.append(rx.take(data))
-                    paths.add("unicast" if via is sock else "group")
-                except ProtocolError:
-                    pass
-            pending = []
+        got, paths = take_mtks(rx, [sock, group], 2, early)
         assert len({m.mtk_id for m in got}) >= 2, "no two MTKs passed the MGV-F"
+        assert all(m.salt is not None and len(m.salt) == 14 for m in got)
         if servers.multicast == "off":  # fan-out: to the address the request came from
-            assert paths == {"unicast"}
-        for mtk in got:
-            rows = store_rows(
-                servers.bmsc_db,
-                "SELECT key, salt FROM bmsc_mtks WHERE kd = ? AND msk_id = ? AND mtk_id = ?",
-                mtk.key_domain,
-                mtk.msk_id,
-                mtk.mtk_id,
-            )
-            assert rows == [(mtk.key, mtk.salt)]
+            assert paths <= {-1, 0}
+        check_mtks_in_store(servers, got)
         # the same MSK, asked for by Key ID (protocol.md §8.1 second form)
         first = ans[0]
         req2 = ue.build_request(time.time(), key_domain=KD, msk_id=first.msk_id)
@@ -296,6 +336,15 @@ def test_forged_and_replayed_requests_get_nothing(servers: Servers) -> None:
         forged = bytearray(req.raw)
         forged[12] ^= 0x01  # one bit of the T value, MAC untouched
         assert ask(sock, ue, servers, bytes(forged), timeout=1.5) is None
+        # T and RAND swapped, MAC recomputed: a valid MAC, but not the §8.1 order
+        other = ue.build_request(time.time(), service_id=TV)
+        body = other.raw[:-20]  # through the Auth alg byte
+        hdr, t, rnd, rest = body[:10], body[10:20], body[20:38], body[38:]
+        swapped = hdr[:2] + bytes([11]) + hdr[3:] + bytes([5]) + rnd[1:] + bytes([6]) + t[1:]
+        swapped += rest
+        swapped += hmac_sha1(other.auth_key, swapped)
+        assert parse_mikey(swapped).payloads[0].ptype == 11
+        assert ask(sock, ue, servers, swapped, timeout=1.5) is None
         ans = ask(sock, ue, servers, req.raw)
         assert isinstance(ans, list) and ans
         ue.outstanding[req.csb_id] = req  # a UE that would still accept an answer
@@ -306,7 +355,9 @@ def test_error_causes(servers: Servers) -> None:
     ue = new_ue(servers, 3)
     with udp_socket() as sock:
         req = ue.build_request(time.time(), service_id="urn:mbmsec:interop:nope")
-        assert ask(sock, ue, servers, req.raw) == ErrorAnswer(243, True)
+        answers: list[bytes] = []
+        assert ask(sock, ue, servers, req.raw, answers=answers) == ErrorAnswer(243, True)
+        assert len(answers[0]) == 46 and payload_types(answers[0]) == [5, 12, 9]
         req = ue.build_request(time.time(), service_id=RADIO)
         assert ask(sock, ue, servers, req.raw) == ErrorAnswer(244, True)
         req = ue.build_request(time.time(), key_domain=KD, msk_id=(KEY_GROUP << 16) | 0xFFFF)
@@ -316,19 +367,34 @@ def test_error_causes(servers: Servers) -> None:
         req = ue.build_request(time.time() - 3600, service_id=TV)
         assert ask(sock, ue, servers, req.raw) == ErrorAnswer(1, True)
         stranger = CompactUe("AAAAAAAAAAAAAAAAAAAAAA==@" + REALM, FQDN, bytes(32), bytes(32))
+        req = stranger.build_request(time.time() - 3600, service_id=TV)
+        assert ask(sock, stranger, servers, req.raw, timeout=1.5) is None  # stale T: no 241
         req = stranger.build_request(time.time(), service_id=TV)
         sock.sendto(req.raw, servers.bmsc_udp)
         ready, _, _ = select.select([sock], [], [], 3.0)
         assert ready
         data = sock.recv(4096)
-        assert len(data) == 24 and parse_mikey(data).data_type == 6
+        assert len(data) == 24 and payload_types(data) == [5, 12]
         assert stranger.take_answer(data) == ErrorAnswer(241, False)
-        # the user allowed on the radio service gets its key
-        ue1 = new_ue(servers, 1)
+    # the user allowed on the radio service gets its key; radio has no salt (TEK, SPI)
+    ue1 = new_ue(servers, 1)
+    sock = udp_socket()
+    group = open_group_socket(GROUP, servers.radio_port)
+    try:
         req = ue1.build_request(time.time(), service_id=RADIO)
-        ans = ask(sock, ue1, servers, req.raw)
+        early: list[bytes] = []
+        ans = ask(sock, ue1, servers, req.raw, others=early)
         assert isinstance(ans, list) and ans
-        check_msk_in_store(servers, ans[0], RADIO)
+        rx = MtkReceiver()
+        for msk in ans:
+            check_msk_in_store(servers, msk, RADIO)
+            rx.install(msk)
+        got, _ = take_mtks(rx, [sock, group], 1, early)
+        assert got and all(m.salt is None for m in got)
+        check_mtks_in_store(servers, got)
+    finally:
+        sock.close()
+        group.close()
 
 
 def msk_request_body(key_domain: bytes, msk_id: int, mikey_port: int) -> bytes:
@@ -371,6 +437,7 @@ def test_3gpp_register_push_and_verification(servers: Servers) -> None:
                 continue  # unicast fan-out to registered UEs uses the push port too
             msg, msks = rx.take_push(data)
             assert msg.v_flag and len(msks) == 1, "verification = true: V set, one MSK"
+            assert payload_types(data) == MSK_ORDER
             [msk] = msks
             check_msk_in_store(servers, msk, TV)
             with pytest.raises(ProtocolError):
@@ -407,3 +474,32 @@ def test_3gpp_register_push_and_verification(servers: Servers) -> None:
             if data and not is_mtk_message(data):  # (a next-MSK push may come in between)
                 pushed += [m.msk_id for m in rx.take_push(data)[1]]
         assert msk_id in pushed, "no push after msk-request"
+
+
+def test_3gpp_http_refusals(servers: Servers) -> None:
+    """Item statuses 404 (unknown service) and 403 (not allowed); an unknown B-TID gets only
+    401 challenges (bootstrap again, protocol.md §9.2)."""
+    boot = bootstrap(servers.bsf_url, USERS[0], k_of(0), OPC, REALM)
+    key = boot.naf_key(FQDN)
+    ans = keymanagement(
+        servers.bmsc_http,
+        "register",
+        register_body(["urn:mbmsec:interop:nope", RADIO], 9),
+        "application/mbms-register+xml",
+        btid=boot.btid,
+        mrk=key,
+        bmsc_fqdn=FQDN,
+    )
+    assert ans.status == 200 and ans.rspauth_ok
+    assert item_statuses(ans.body) == [("urn:mbmsec:interop:nope", 404), (RADIO, 403)]
+    with pytest.raises(ProtocolError, match="no final answer"):
+        keymanagement(
+            servers.bmsc_http,
+            "register",
+            register_body([TV], 9),
+            "application/mbms-register+xml",
+            btid="AAAAAAAAAAAAAAAAAAAAAA==@" + REALM,
+            mrk=bytes(32),
+            bmsc_fqdn=FQDN,
+            tries=3,
+        )
