@@ -214,6 +214,7 @@ class Conn:
 
     async def read_response(self) -> HttpResponse:
         """Read one HTTP/1.1 response (Content-Length framed). Raises DecodeError, OSError."""
+        # RFC 9112 §4 status line, §5 header fields, §6.2-6.3 Content-Length framing
         while (end := self._buf.find(b"\r\n\r\n")) < 0:
             if len(self._buf) > MAX_HEAD:
                 raise DecodeError("HTTP response head too long")
@@ -254,6 +255,7 @@ class Conn:
 
 async def http_exchange(conn: Conn, req: HttpRequest, host: str) -> HttpResponse:
     """Send ``req`` as HTTP/1.1 on ``conn`` (keep-alive) and read the answer."""
+    # RFC 9112 §3 request line, §3.2 Host, §6.2 Content-Length
     head = [f"{req.method} {req.target} HTTP/1.1", f"Host: {host}"]
     head += [f"{k}: {v}" for k, v in req.headers]
     head.append(f"Content-Length: {len(req.body)}")
