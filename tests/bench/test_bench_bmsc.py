@@ -186,3 +186,22 @@ def test_ue_tls_pins_the_proxy_certificate() -> None:
             await proxy.close()
 
     asyncio.run(go())
+
+
+@pytest.mark.timeout(120)
+def test_cli_prints_the_case_report_after_the_common_table() -> None:
+    import argparse
+
+    from mbmsec.bench import cli as bench_cli
+
+    parser = argparse.ArgumentParser(prog="mbmsec")
+    bench_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "bmsc", "--seconds", "0.05", "--rounds", "1"])
+    out = io.StringIO()
+    assert bench_cli.run(args, out) == 0
+    lines = out.getvalue().splitlines()
+    common = [i for i, line in enumerate(lines) if line.startswith("bmsc     ")]
+    assert len(common) == len(NAMES)
+    own = lines.index(next(line for line in lines if line.startswith("bmsc: 64 UEs")))
+    assert own > max(common)
+    assert lines[-1].startswith("correctness: ") and lines[-1].endswith(" 0 wrong, 0 failed")
