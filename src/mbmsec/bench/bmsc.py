@@ -63,7 +63,8 @@ __all__ = [
 DEFAULT_UES: Final = 64
 DEFAULT_CONCURRENCY: Final = 16
 DELIVERY_TIMEOUT: Final = 5.0
-SETTLE: Final = 0.05  # let the servers process the last datagrams before reading counters
+SETTLE: Final = 0.02  # poll interval while the servers finish the last datagrams
+SETTLE_POLLS: Final = 50
 CASE: Final = "bmsc"
 
 Deliver = Callable[[BenchUe, UdpPort, ClientEnv], Awaitable[Delivery]]
@@ -221,14 +222,26 @@ async def _run(
                 t.rounds.append(await _workers(p, groups, ports, env, budget, t))
                 t.client_cpu += time.process_time() - client0
                 t.server_cpu += servers.cpu() - cpu0
-                await asyncio.sleep(SETTLE)
-                t.counters.update(Counter(servers.stats()) - Counter(stats0))
+                t.counters.update(Counter(await _settled(servers)) - Counter(stats0))
     finally:
         for ue in population:
             await ue.close()
         for port in ports:
             port.close()
     return tallies
+
+
+async def _settled(servers: ServerProcess) -> dict[str, int]:
+    """The server counters once they stop changing (the last verification messages are
+    processed), polled for at most about a second."""
+    prev = servers.stats()
+    for _ in range(SETTLE_POLLS):
+        await asyncio.sleep(SETTLE)
+        cur = servers.stats()
+        if cur == prev:
+            break
+        prev = cur
+    return prev
 
 
 def _percentile(sorted_values: list[float], q: float) -> float | None:
