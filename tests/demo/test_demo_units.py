@@ -161,3 +161,20 @@ def test_capture_decodes_in_tshark(tmp_path: Path) -> None:
     csb = [p.proto("mikey").one("mikey.csb_id").int for p in pkts if p.has_proto("mikey")]
     assert csb == [0x11223344]
     assert cap.stats.http_exchanges == 2 and cap.stats.datagrams == 1
+
+
+def test_timing_places_the_msk_rotation_after_the_phases_that_precede_it() -> None:
+    from mbmsec.demo.scenario import DemoConfig, make_timing, profiles_for, rotation_boundary
+
+    for ues, p in ((4, 0.5), (20, 1.0), (200, 1.0)):
+        cfg = DemoConfig(ues=ues, mtk_period=p)
+        t = make_timing(cfg, 1000.0)
+        assert t.msk_lifetime % p == 0 and t.start <= 1000.0
+        assert t.ue_retry.lead_time < t.msk_lead  # UEs ask once the next MSK is offered
+        need = cfg.mtk_rotations * p + cfg.outage + 1.5 * p + t.msk_lead + 0.2 * p
+        for s in (1000.0 + 0.5, 1000.0 + 3.0 + 0.05 * ues, 1000.0 + 40.0):
+            b = rotation_boundary(cfg, t, s)
+            assert b - s >= need - 1e-6 and b - s < need + t.msk_lifetime
+            assert round((b - t.start) / t.msk_lifetime, 6).is_integer()
+    assert profiles_for(4, DemoConfig().profile) == ["compact", "3gpp", "compact", "3gpp"]
+    assert DemoConfig(ues=200).media_interval == 0.1 and DemoConfig().media_interval == 0.02

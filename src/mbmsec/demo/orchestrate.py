@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import sys
 import tempfile
 import time
@@ -31,27 +30,30 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..mbms.keys import MskId, MskRef
-from ..mikey.codec import decode_message
-from ..mikey.constants import DataType
-from ..mikey.payloads import IdPayload
 from ..net.multicast import choose_mode
 from ..srtp import Mki, SrtpKey
 from ..store.bmsc_protocols import ServiceRecord
-from ..ue import events as ev
-from ..ue.retry import RetryPolicy
 from .capture import Capture, http_tap_middleware
 from .keylog import KeyLog
 from .media import MediaSource
+from .observe import Observer
 from .progress import Progress
-from .report import DeliverySample, DemoMetrics, build_report, render_text
-from .scenario import Break, DemoConfig, profiles_for
+from .report import DemoMetrics, build_report, render_text
+from .scenario import (
+    PHASES,
+    Break,
+    DemoConfig,
+    Timing,
+    make_timing,
+    profiles_for,
+    rotation_boundary,
+)
 from .world import (
     KEY_DOMAIN_ID,
     KEY_GROUP,
     MEDIA_GROUP,
     MTK_GROUP,
     SERVICE_ID,
-    Timing,
     UeHandle,
     World,
     demo_rng,
@@ -63,20 +65,12 @@ __all__ = ["Demo", "run_demo"]
 Addr = tuple[str, int]
 POLL = 0.05
 IN_FLIGHT = 0.1  # seconds a datagram may take through a busy loop on loopback
+FATAL_CAUSES = ("service_unknown", "not_authorized")  # compact Error 243 / 244: no retry helps
 AUTH_FAILURES = ("AkaMacError", "DigestAuthError", "BootstrapError: BSF answered 403")
 
 
 class _PhaseFailed(Exception):
     """A phase missed its goal; the message is the user-facing reason."""
-
-
-def _is_mtk_message(data: bytes) -> bool:
-    """True for an MTK message (PSK init without ID payloads, docs/protocol.md §6)."""
-    try:
-        msg = decode_message(data)
-    except Exception:
-        return False
-    return msg.header.data_type == DataType.PSK_INIT and msg.find(IdPayload) is None
 
 
 class Demo:
@@ -94,9 +88,7 @@ class Demo:
         self.source: MediaSource | None = None
         self.timing: Timing | None = None
         self.transport = "?"
-        self.zn_refused = 0
-        self.ub_exchanges = 0
-        self._by_addr: dict[Addr, UeHandle] = {}
+        self.obs = Observer(self.metrics, self.progress.state, self.capture, self.keylog)
         self._ticker: asyncio.Task[None] | None = None
         self.report: dict[str, Any] | None = None
 
@@ -107,16 +99,9 @@ class Demo:
         return (time.time() if t is None else t) - self.t0
 
     def _phase(self, name: str) -> None:
-        titles = dict(self.cfg_phases)
-        self.metrics.begin_phase(name, titles[name], self.rel())
+        self.metrics.begin_phase(name, dict(PHASES)[name], self.rel())
         self.progress.state.phase = name
         self.progress.tick(self.rel(), force=True)
-
-    @property
-    def cfg_phases(self) -> tuple[tuple[str, str], ...]:
-        from .scenario import PHASES
-
-        return PHASES
 
     def _event(self, text: str) -> None:
         self.metrics.event(text)
@@ -148,109 +133,9 @@ class Demo:
         while time.time() < t:
             await asyncio.sleep(min(POLL, max(0.0, t - time.time())))
 
-    # --- taps ---------------------------------------------------------------------------------
-
-    def _udp_tap(self, data: bytes, src: Addr, dst: Addr) -> None:
-        if self.capture is not None:
-            self.capture.udp(src, dst, data, time.time())
-
-    def _ue_tap(self, data: bytes, src: Addr, dst: Addr) -> None:
-        h = self._by_addr.get(src)
-        if h is not None:
-            self.metrics.key_traffic(h.profile, len(data))
-        self._udp_tap(data, src, dst)
-
-    def _bmsc_tap(self, data: bytes, src: Addr, dst: Addr) -> None:
-        h = self._by_addr.get(dst)
-        mtk = h is None or _is_mtk_message(data)
-        if mtk:
-            self.metrics.mtk_messages += 1
-            self.metrics.mtk_octets += len(data)
-        elif h is not None:
-            self.metrics.key_traffic(h.profile, len(data))
-        self._udp_tap(data, src, dst)
-
-    def _bmsc_http(self, c: Addr, s: Addr, rq: bytes, rs: bytes, t0: float, t1: float) -> None:
-        # only 3GPP-profile UEs talk HTTP to the BM-SC
-        self.metrics.key_traffic("3gpp", len(rq))
-        self.metrics.key_traffic("3gpp", len(rs))
-        if self.capture is not None:
-            self.capture.http(c, s, rq, rs, t0, t1)
-
-    def _bsf_http(self, c: Addr, s: Addr, rq: bytes, rs: bytes, t0: float, t1: float) -> None:
-        if rq.startswith(b"POST /zn/") and rs.startswith(b"HTTP/1.1 401"):
-            self.zn_refused += 1
-        else:
-            self.ub_exchanges += 1
-        if self.capture is not None:
-            self.capture.http(c, s, rq, rs, t0, t1)
-
-    # --- UE events ----------------------------------------------------------------------------
-
-    def _on_ue_event(self, h: UeHandle, e: Any) -> None:
-        try:
-            self._ue_event(h, e)
-        except Exception as exc:  # a bookkeeping bug must not break the UE's driver
-            self.metrics.fail(f"demo bookkeeping error on {h.name}: {type(exc).__name__}: {exc}")
-
-    def _ue_event(self, h: UeHandle, e: Any) -> None:
-        c = h.counters
-        if isinstance(e, ev.Bootstrapped):
-            h.btid = e.btid
-            c.bootstrapped = True
-            if self.keylog.enabled:
-                self._log_user_keys(h)
-        elif isinstance(e, ev.BootstrapFailed):
-            h.bootstrap_failures.append(e.reason)
-        elif isinstance(e, ev.RequestSent):
-            if e.want != "bootstrap":
-                h.request_at = e.at
-        elif isinstance(e, ev.RequestRefused):
-            cause = f"{e.cause_name} ({e.cause})"
-            h.refused.append((e.at, cause))
-            self.metrics.error_cause(h.name, cause)
-        elif isinstance(e, ev.RequestGaveUp):
-            h.gave_up.append(f"{e.want}: {e.reason}")
-        elif isinstance(e, ev.MskInstalled):
-            latency = None if h.request_at is None else max(0.0, e.at - h.request_at)
-            h.request_at = None
-            self.metrics.delivery(DeliverySample(h.profile, latency, e.via))
-            c.key_deliveries += 1
-            self.progress.state.key_deliveries += 1
-        elif isinstance(e, ev.MtkInstalled):
-            c.held_keys = True
-
-    def _log_user_keys(self, h: UeHandle) -> None:
-        now = time.time()
-        client = h.client
-        rec = client.keys.muk(client.idi, now)
-        if rec is None:
-            return
-        naf = client.config.bmsc_fqdn
-        with contextlib.suppress(Exception):
-            self.keylog.ks_naf(rec.btid, naf, client.bootstrap.naf_key(client.naf_id, now))
-        self.keylog.mrk(rec.btid, naf, rec.mrk)
-        self.keylog.muk(naf, rec.btid, rec.muk)
-
-    def _log_schedule_keys(self) -> None:
-        if not self.keylog.enabled or self.world is None or self.world.bmsc is None:
-            return
-        sched = self.world.bmsc.core.scheduler
-        svc = sched.service(SERVICE_ID)
-        if svc is None:
-            return
-        now = time.time()
-        for m in (sched.current_msk(svc, now), sched.next_msk(svc, now)):
-            if m is not None:
-                self.keylog.msk(m.ref.key_domain_id, m.ref.msk_id.value, m.key)
-        for t in (sched.current_mtk(svc, now), sched.next_mtk(svc, now)):
-            if t is not None:
-                self.keylog.mtk(t.msk.msk_id.value, t.mtk_id, t.key, t.salt)
-
     def _on_srtp_key(self, key: SrtpKey) -> None:
-        self.metrics.mtk_rotations = max(0, (self.source.key_changes if self.source else 1) - 1)
-        if self.keylog.enabled:
-            self.keylog.srtp(key.mki.encode(), key.master_key, key.master_salt, key.roc)
+        changes = self.source.key_changes if self.source is not None else 1
+        self.obs.on_srtp_key(key, changes)
 
     def _held(self, mki: Mki, index: int) -> None:
         assert self.world is not None
@@ -290,7 +175,7 @@ class Demo:
             st = self.progress.state
             if self.world is not None and self.world.bmsc is not None:
                 st.ues_current = len(self.holders(self.current_mki()))
-                self._log_schedule_keys()
+                self.obs.log_schedule_keys(self.world.bmsc.core, SERVICE_ID)
             if self.source is not None:
                 st.srtp_sent = self.source.sent
                 self.metrics.srtp_sent = self.source.sent
@@ -393,49 +278,6 @@ class Demo:
 
     # --- phases -------------------------------------------------------------------------------
 
-    def _make_timing(self, now: float) -> Timing:
-        cfg = self.cfg
-        p = cfg.mtk_period
-        n = cfg.ues
-        msk_lead = 5.0 * p
-        need = self._need(p, msk_lead)
-        startup = 3.0 + 0.05 * n  # estimate of setup + bootstrap + registration
-        lifetime = math.ceil((need + startup + 2.0 * p) / p) * p
-        retry = RetryPolicy(
-            spread=min(1.0, 0.2 + 0.005 * n),
-            first_timeout=1.0,
-            backoff_factor=1.5,
-            max_interval=1.5,
-            max_attempts=40,
-            cooldown=1.0,
-            lead_time=3.0 * p,
-            retry_later=0.4,
-        )
-        boot_retry = RetryPolicy(
-            spread=min(2.0, 0.1 + 0.01 * n),
-            first_timeout=3.0,
-            backoff_factor=1.5,
-            max_interval=3.0,
-            max_attempts=40,
-            cooldown=1.0,
-            lead_time=0.0,
-            retry_later=0.5,
-        )
-        return Timing(
-            mtk_period=p,
-            msk_lifetime=lifetime,
-            msk_lead=msk_lead,
-            mtk_lead=0.25 * p,
-            announce_interval=0.5 * p,
-            start=now + startup + need - lifetime,
-            ue_retry=retry,
-            ue_bootstrap_retry=boot_retry,
-        )
-
-    def _need(self, p: float, msk_lead: float) -> float:
-        """Seconds needed between the stream start and the MSK boundary."""
-        return self.cfg.mtk_rotations * p + self.cfg.outage + 1.5 * p + msk_lead + 0.2 * p
-
     async def _setup(self, workdir: Path) -> None:
         cfg = self.cfg
         self._phase("setup")
@@ -458,11 +300,11 @@ class Demo:
         impis = [f"ue{i:03d}@demo.mbmsec.test" for i in range(cfg.ues)]
         world.provision(impis)
         self._event(f"HSS: {len(impis)} subscribers provisioned (SQLite in a temp dir)")
-        world.bsf_middlewares.append(http_tap_middleware(self._bsf_http))
+        world.bsf_middlewares.append(http_tap_middleware(self.obs.bsf_http))
         await world.start_bsf()
         self._event(f"BSF listening on {world.bsf_url}")
         now = time.time()
-        timing = self._make_timing(now)
+        timing = make_timing(self.cfg, now)
         self.timing = timing
         service = ServiceRecord(
             service_id=SERVICE_ID,
@@ -481,8 +323,8 @@ class Demo:
         if cfg.break_ is Break.ZN_CREDENTIALS:
             token = "not-" + token
             self._event("--break zn-credentials: the BM-SC is given a Zn password the BSF refuses")
-        bmsc = await world.start_bmsc(service, token, [http_tap_middleware(self._bmsc_http)])
-        bmsc.tap = self._bmsc_tap
+        bmsc = await world.start_bmsc(service, token, [http_tap_middleware(self.obs.bmsc_http)])
+        bmsc.tap = self.obs.bmsc_tap
         self._event(f"BM-SC: MIKEY udp {bmsc.udp_address}, HTTP {' '.join(bmsc.urls)}")
         broken = cfg.ues - 1 if cfg.break_ is Break.WRONG_K else None
         for i, (impi, prof) in enumerate(zip(impis, profiles, strict=True)):
@@ -498,10 +340,10 @@ class Demo:
                 timing,
                 counters,
                 k_override=k_override,
-                on_event=self._on_ue_event,
-                tap=self._ue_tap,
+                on_event=self.obs.on_ue_event,
+                tap=self.obs.ue_tap,
             )
-            self._by_addr[h.mikey_address] = h
+            self.obs.by_addr[h.mikey_address] = h
         media_group = (MEDIA_GROUP, free_udp_port())
         for h in world.ues:
             await h.sink.start(media_group if multicast else None)
@@ -510,12 +352,12 @@ class Demo:
             SERVICE_ID,
             group=media_group,
             multicast=multicast,
-            interval=self._packet_interval(),
+            interval=self.cfg.media_interval,
             ssrc=int.from_bytes(demo_rng(4), "big"),
             destinations=lambda: [h.sink.address for h in world.ues if h.sink.address],
             held=self._held,
             on_key=self._on_srtp_key,
-            tap=self._udp_tap,
+            tap=self.obs.udp_tap,
         )
         counts = {p: profiles.count(p) for p in sorted(set(profiles))}
         self._event(
@@ -523,14 +365,6 @@ class Demo:
             f"MTK period {timing.mtk_period:g} s, MSK period {timing.msk_lifetime:g} s"
         )
         self.progress.state.ues_total = cfg.ues
-
-    def _packet_interval(self) -> float:
-        if self.cfg.packet_interval is not None:
-            return self.cfg.packet_interval
-        return max(0.02, 0.02 * self.cfg.ues / 40)
-
-    def _phase_timeout(self) -> float:
-        return self.cfg.phase_timeout + 0.1 * self.cfg.ues
 
     async def _bootstrap(self) -> None:
         assert self.world is not None
@@ -550,13 +384,13 @@ class Demo:
         took = await self._wait(
             "bootstrap",
             lambda: all(h.btid is not None for h in world.ues),
-            self._phase_timeout(),
+            self.cfg.phase_deadline,
             fail_fast=failed,
             detail=lambda: _list(h.name for h in world.ues if h.btid is None),
         )
         self._event(
             f"{len(world.ues)} UEs bootstrapped over Ub (HTTP Digest AKA) in {took:.2f} s, "
-            f"{self.ub_exchanges} HTTP exchanges"
+            f"{self.obs.ub_exchanges} HTTP exchanges"
         )
 
     async def _register(self) -> None:
@@ -566,13 +400,14 @@ class Demo:
         start = time.time()
 
         def failed() -> str | None:
-            if self.zn_refused and (any(h.refused for h in world.ues) or time.time() - start > 3.0):
+            refused = self.obs.zn_refused
+            if refused and (any(h.refused for h in world.ues) or time.time() - start > 3.0):
                 return (
-                    f"the BSF refused the BM-SC's Zn requests ({self.zn_refused} x HTTP 401: NAF "
+                    f"the BSF refused the BM-SC's Zn requests ({refused} x HTTP 401: NAF "
                     "credentials not accepted), so no UE can get keys"
                 )
             for h in world.ues:
-                fatal = [c for _, c in h.refused if "SERVICE_UNKNOWN" in c or "NOT_AUTH" in c]
+                fatal = [c for _, c in h.refused if c.startswith(FATAL_CAUSES)]
                 if fatal:
                     return f"{h.name}: the BM-SC refused its key request: {fatal[0]}"
             return None
@@ -580,7 +415,7 @@ class Demo:
         took = await self._wait(
             "registration",
             lambda: len(self.holders(self.current_mki())) == len(world.ues),
-            self._phase_timeout(),
+            self.cfg.phase_deadline,
             fail_fast=failed,
             detail=lambda: self._missing(self.current_mki()),
         )
@@ -591,20 +426,13 @@ class Demo:
             f"MSK push)"
         )
 
-    def _boundary(self, stream_start: float) -> float:
-        """The MSK boundary B at which the mid-stream MSK rotation happens."""
-        assert self.timing is not None
-        t = self.timing
-        need = self._need(t.mtk_period, t.msk_lead)
-        i = math.ceil((stream_start + need - t.start) / t.msk_lifetime - 1e-9)
-        return t.start + i * t.msk_lifetime
-
     async def _stream(self) -> float:
         assert self.world is not None and self.source is not None and self.timing is not None
         t = self.timing
+        world = self.world
         self._phase("stream")
         s = time.time()
-        boundary = self._boundary(s)
+        boundary = rotation_boundary(self.cfg, t, s)
         self.source.start()
         until = boundary - t.msk_lead - 0.2 * t.mtk_period - self.cfg.outage - 1.5 * t.mtk_period
         first = self.current_mki()
@@ -614,7 +442,7 @@ class Demo:
             self.metrics.msk_rotations += 1
         await self._wait(
             "stream",
-            lambda: len(self.holders(self.current_mki())) == len(self.world.ues),  # type: ignore[union-attr]
+            lambda: len(self.holders(self.current_mki())) == len(world.ues),
             3.0 * t.mtk_period,
             detail=lambda: self._missing(self.current_mki()),
         )

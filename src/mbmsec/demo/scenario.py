@@ -22,14 +22,25 @@ the BM-SC a Zn password the BSF does not accept.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..ue.retry import RetryPolicy
 
-__all__ = ["PHASES", "Break", "DemoConfig", "ProfileMix", "profiles_for"]
+__all__ = [
+    "PHASES",
+    "Break",
+    "DemoConfig",
+    "ProfileMix",
+    "Timing",
+    "make_timing",
+    "profiles_for",
+    "rotation_boundary",
+]
 
 
 class ProfileMix(StrEnum):
@@ -95,6 +106,18 @@ class DemoConfig:
             raise ConfigError("--timeout must be positive")
 
     @property
+    def media_interval(self) -> float:
+        """Seconds between SRTP packets: given, or 20 ms up to 40 UEs and longer beyond."""
+        if self.packet_interval is not None:
+            return self.packet_interval
+        return max(0.02, 0.02 * self.ues / 40)
+
+    @property
+    def phase_deadline(self) -> float:
+        """Deadline of a waiting phase: the base plus 0.1 s per UE."""
+        return self.phase_timeout + 0.1 * self.ues
+
+    @property
     def global_timeout(self) -> float:
         """The whole run's deadline in seconds (given, or scaled with the number of UEs)."""
         if self.timeout is not None:
@@ -120,3 +143,76 @@ def profiles_for(n: int, mix: ProfileMix) -> list[str]:
     if mix is ProfileMix.MIXED:
         return ["compact" if i % 2 == 0 else "3gpp" for i in range(n)]
     return [mix.value] * n
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The demo service's key schedule and the UEs' retry policies (seconds, POSIX times)."""
+
+    mtk_period: float
+    msk_lifetime: float
+    msk_lead: float
+    mtk_lead: float
+    announce_interval: float
+    start: float
+    ue_retry: RetryPolicy
+    ue_bootstrap_retry: RetryPolicy
+
+
+def _need(cfg: DemoConfig, msk_lead: float) -> float:
+    """Seconds the phases before the MSK rotation need after the stream starts."""
+    p = cfg.mtk_period
+    return cfg.mtk_rotations * p + cfg.outage + 1.5 * p + msk_lead + 0.2 * p
+
+
+def make_timing(cfg: DemoConfig, now: float) -> Timing:
+    """The schedule for a demo set up at ``now``.
+
+    MTK period P; the next MSK is offered ``5P`` before it starts (``msk_lead``); the UEs ask
+    for it ``3P`` before the current one ends. The MSK period covers an estimate of the
+    startup plus what the phases before the rotation need, and the grid origin is placed so
+    that the first MSK boundary falls right after them when startup is as fast as estimated.
+    """
+    p = cfg.mtk_period
+    n = cfg.ues
+    msk_lead = 5.0 * p
+    need = _need(cfg, msk_lead)
+    startup = 3.0 + 0.05 * n  # setup + bootstrap + registration, estimated
+    lifetime = math.ceil((need + startup + 2.0 * p) / p) * p
+    retry = RetryPolicy(
+        spread=min(1.0, 0.2 + 0.005 * n),
+        first_timeout=1.0,
+        backoff_factor=1.5,
+        max_interval=1.5,
+        max_attempts=40,
+        cooldown=1.0,
+        lead_time=3.0 * p,
+        retry_later=0.4,
+    )
+    boot_retry = RetryPolicy(
+        spread=min(2.0, 0.1 + 0.01 * n),
+        first_timeout=3.0,
+        backoff_factor=1.5,
+        max_interval=3.0,
+        max_attempts=40,
+        cooldown=1.0,
+        lead_time=0.0,
+        retry_later=0.5,
+    )
+    return Timing(
+        mtk_period=p,
+        msk_lifetime=lifetime,
+        msk_lead=msk_lead,
+        mtk_lead=0.25 * p,
+        announce_interval=0.5 * p,
+        start=now + startup + need - lifetime,
+        ue_retry=retry,
+        ue_bootstrap_retry=boot_retry,
+    )
+
+
+def rotation_boundary(cfg: DemoConfig, timing: Timing, stream_start: float) -> float:
+    """The first MSK boundary that leaves the phases before the rotation enough time."""
+    need = _need(cfg, timing.msk_lead)
+    i = math.ceil((stream_start + need - timing.start) / timing.msk_lifetime - 1e-9)
+    return timing.start + i * timing.msk_lifetime

@@ -37,9 +37,9 @@ from ..store.bmsc_sqlite import SqliteBmscStore
 from ..store.sqlite_gba import SqliteBootstrapSessionStore, SqliteSubscriberStore
 from ..store.ue_keys import MemoryUeKeyStore
 from ..ue.client import ServiceConfig, UeConfig, UeKeyClient
-from ..ue.retry import RetryPolicy
 from .media import MediaSink
 from .report import UeCounters
+from .scenario import Timing
 
 __all__ = [
     "BMSC_FQDN",
@@ -47,7 +47,6 @@ __all__ = [
     "KEY_DOMAIN_ID",
     "KEY_GROUP",
     "SERVICE_ID",
-    "Timing",
     "UeHandle",
     "World",
     "preferred_port",
@@ -89,20 +88,6 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Timing:
-    """The key schedule of the demo service and the UEs' retry policy (seconds)."""
-
-    mtk_period: float
-    msk_lifetime: float
-    msk_lead: float
-    mtk_lead: float
-    announce_interval: float
-    start: float
-    ue_retry: RetryPolicy
-    ue_bootstrap_retry: RetryPolicy
 
 
 @dataclass
