@@ -50,6 +50,7 @@ RADIO = "urn:mbmsec:interop:radio"  # allowed for USERS[1] only
 GROUP = "239.77.0.9"
 KD = key_domain_id("001", "01")
 KEY_GROUP = 7
+TV_MSK_LIFETIME = 120.0
 USERS = [f"indep{i}@interop.mbmsec.test" for i in range(4)]
 
 
@@ -143,7 +144,7 @@ id = "{TV}"
 key_domain = "001-01"
 key_group = {KEY_GROUP}
 group = "{GROUP}:{group_port}"
-msk_lifetime = 120.0
+msk_lifetime = {TV_MSK_LIFETIME}
 mtk_lifetime = 2.0
 msk_lead = 10.0
 mtk_lead = 0.5
@@ -278,6 +279,12 @@ def check_mtks_in_store(servers: Servers, mtks: list[Mtk]) -> None:
         assert rows == [(mtk.key, mtk.salt)]
 
 
+def key_numbers(now: float) -> set[int]:
+    """Key Numbers of the TV service's MSKs around ``now`` (start 0, L_msk 120 s)."""
+    i = int(now // TV_MSK_LIFETIME)
+    return {(j % 65535) + 1 for j in (i - 1, i, i + 1)}
+
+
 def check_msk_in_store(servers: Servers, msk: Msk, service: str) -> None:
     rows = store_rows(
         servers.bmsc_db,
@@ -303,7 +310,7 @@ def test_compact_profile_msk_and_mtks(servers: Servers) -> None:
         assert len(answers[0]) <= 3 * len(req.raw)  # §8.5 size bound
         for msk in ans:
             assert msk.key_domain == KD and msk.msk_id >> 16 == KEY_GROUP
-            assert msk.msk_id & 0xFFFF != 0
+            assert msk.msk_id & 0xFFFF in key_numbers(time.time())  # protocol.md §2, §10
             check_msk_in_store(servers, msk, TV)
         rx = MtkReceiver()
         for msk in ans:
@@ -360,7 +367,8 @@ def test_error_causes(servers: Servers) -> None:
         assert len(answers[0]) == 46 and payload_types(answers[0]) == [5, 12, 9]
         req = ue.build_request(time.time(), service_id=RADIO)
         assert ask(sock, ue, servers, req.raw) == ErrorAnswer(244, True)
-        req = ue.build_request(time.time(), key_domain=KD, msk_id=(KEY_GROUP << 16) | 0xFFFF)
+        kn = (max(key_numbers(time.time())) + 100) % 65535 + 1  # far from the current MSK
+        req = ue.build_request(time.time(), key_domain=KD, msk_id=(KEY_GROUP << 16) | kn)
         assert ask(sock, ue, servers, req.raw) == ErrorAnswer(245, True)
         req = ue.build_request(time.time(), key_domain=KD, msk_id=(99 << 16) | 1)
         assert ask(sock, ue, servers, req.raw) == ErrorAnswer(243, True)
