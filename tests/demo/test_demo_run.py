@@ -145,3 +145,5 @@ def test_global_timeout_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--ues", "0"]) == 2
     assert "--ues must be between" in capsys.readouterr().err
+    assert main(["demo", "--ues", "2", "--json", "/nonexistent-dir/r.json"]) == 2
+    assert "--json /nonexistent-dir/r.json" in capsys.readouterr().err

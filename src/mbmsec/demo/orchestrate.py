@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..errors import ConfigError, MbmsecError
 from ..mbms.keys import MskId, MskRef
 from ..net.multicast import choose_mode
 from ..srtp import Mki, SrtpKey
@@ -210,7 +211,10 @@ class Demo:
                 )
             except _PhaseFailed as exc:
                 self.metrics.fail(str(exc))
-            await self._stop_all()
+            except (OSError, MbmsecError) as exc:  # a socket the host refuses, a bad setting
+                self.metrics.fail(f"{type(exc).__name__}: {exc}")
+            finally:
+                await self._stop_all()
         finally:
             if self._ticker is not None:
                 self._ticker.cancel()
@@ -622,12 +626,22 @@ def _quiet_logs() -> Callable[[], None]:
 def run_demo(config: DemoConfig, out: TextIO | None = None, *, tty: bool | None = None) -> int:
     """Run the demo, print the report (and write the JSON); return the exit status.
 
-    0: the verdict is PASS; 1: FAIL (including the global timeout).
+    0: the verdict is PASS; 1: FAIL (including the global timeout). Raises ConfigError (exit
+    2 in the CLI) when an output file cannot be written, before anything starts.
     """
     import json
 
+    for what, path in (("--json", config.json), ("--pcap", config.pcap)):
+        if path is not None:
+            try:
+                path.touch()
+            except OSError as exc:
+                raise ConfigError(f"{what} {path}: {exc.strerror or exc}") from None
     stream = out if out is not None else sys.stdout
-    demo = Demo(config, stream, tty=tty)
+    try:
+        demo = Demo(config, stream, tty=tty)
+    except OSError as exc:
+        raise ConfigError(f"--keylog {config.keylog}: {exc.strerror or exc}") from None
     report = asyncio.run(demo.run())
     if not config.quiet or not report["verdict"]["ok"]:
         stream.write(render_text(report))
