@@ -513,17 +513,10 @@ def test_3gpp_http_refusals(servers: Servers) -> None:
         )
 
 
-def test_junk_datagram_does_not_subscribe_its_source(
-    servers: Servers, request: pytest.FixtureRequest
-) -> None:
+def test_junk_datagram_does_not_subscribe_its_source(servers: Servers) -> None:
     """protocol.md §8.5: the BM-SC sends nothing but 24-byte errors to an unauthenticated
-    source. In fan-out mode any source address that sent a datagram becomes a member of every
-    group (src/mbmsec/net/bmsc_server.py BmscServer.on_datagram), so one spoofed byte directs
-    the MTK stream of every service at a victim: a known bug (protocol.md §11)."""
-    if servers.multicast == "off":
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="fan-out member added before authentication")
-        )
+    source. In fan-out mode only an address that received an MSK message joins a service's
+    fan-out (protocol.md §1), so one spoofed byte cannot direct an MTK stream at a victim."""
     with udp_socket() as victim:
         victim.sendto(b"\x00", servers.bmsc_udp)
         ready, _, _ = select.select([victim], [], [], 2.0)

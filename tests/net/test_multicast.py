@@ -70,3 +70,19 @@ def test_two_members_receive_and_other_group_does_not() -> None:
     finally:
         for s in (a, b, other, sender):
             s.close()
+
+
+def test_group_member_leases_expire_and_registered_are_replaced() -> None:
+    g = ("239.1.2.3", 5000)
+    table = GroupMembers(multicast=False, max_members=2)
+    table.add(g, ("127.0.0.1", 4001), until=10.0)
+    table.add(g, ("127.0.0.1", 4001), until=5.0)  # a renewal never shortens a lease
+    table.add(g, ("127.0.0.1", 4002), until=20.0)
+    table.add(g, ("127.0.0.1", 4003), until=20.0)  # over max_members: not added
+    assert table.destinations(g, now=9.0) == [("127.0.0.1", 4001), ("127.0.0.1", 4002)]
+    assert table.destinations(g, now=10.0) == [("127.0.0.1", 4002)]
+    table.set_registered(g, [("127.0.0.1", 5001)])
+    assert table.destinations(g, now=10.0) == [("127.0.0.1", 4002), ("127.0.0.1", 5001)]
+    table.set_registered(g, [])
+    table.expire(25.0)
+    assert table.members(g) == frozenset()

@@ -31,10 +31,12 @@ from aiohttp import web
 from ..bmsc.core import BmscCore, DeliveryConfirmed
 from ..bmsc.http_handler import btid_of_request
 from ..bmsc.zn import ZnAnswerCache, ZnPendingError
-from ..errors import BsfUnreachableError, BtidUnknownError, MbmsecError
+from ..errors import BsfUnreachableError, BtidUnknownError, DecodeError, MbmsecError
 from ..gba.kdf import UA_MBMS, naf_id
 from ..gba.zn import ZnLookupError
 from ..httpmsg import HttpRequest
+from ..mbms.messages import peek_key_ref
+from ..mikey.constants import DataType
 from .gba_client import ZnClient
 from .multicast import GroupMembers, configure_sender
 
@@ -78,7 +80,7 @@ class BmscServer:
         self.gba_u_aware = gba_u_aware
         self.zn_cache = zn_cache
         self.zn_client = zn_client
-        self.members = GroupMembers(multicast=multicast)
+        self.members = GroupMembers(multicast=multicast, max_members=MAX_MEMBERS)
         self.multicast_interface = multicast_interface
         self.multicast_ttl = multicast_ttl
         self._clock = clock
@@ -87,7 +89,6 @@ class BmscServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._fetching: set[str] = set()
         self._runner: web.AppRunner | None = None
-        self._known: set[Addr] = set()
         self.udp_address: Addr | None = None
         self.urls: list[str] = []
         # Optional capture hook: called with (data, source, destination) for every datagram
@@ -140,15 +141,11 @@ class BmscServer:
     # --- core I/O ------------------------------------------------------------------------------
 
     def on_datagram(self, data: bytes, addr: Addr) -> None:
-        """One datagram from the MIKEY socket."""
-        if (
-            not self.members.multicast
-            and addr not in self._known
-            and len(self._known) < MAX_MEMBERS
-        ):
-            self._known.add(addr)
-            for s in self.core.scheduler.services():
-                self.members.add((s.group_host, s.group_port), addr)
+        """One datagram from the MIKEY socket.
+
+        The source does not join any fan-out group here: only an authenticated key answer sent
+        to it does (see :meth:`_lease_member`).
+        """
         self.core.receive_datagram(data, addr, self._clock())
         self._after()
 
@@ -156,20 +153,51 @@ class BmscServer:
         return {(s.group_host, s.group_port) for s in self.core.scheduler.services()}
 
     def _refresh_members(self) -> None:
+        """Fan-out mode: the registered UEs of each service are its members (3GPP profile)."""
         if self.members.multicast:
             return
+        self.members.expire(self._clock())
         for s in self.core.scheduler.services():
-            for reg in self.core.store.registrations_for_service(s.service_id):
-                if reg.push_host:
-                    self.members.add((s.group_host, s.group_port), (reg.push_host, reg.push_port))
+            regs = self.core.store.registrations_for_service(s.service_id)
+            self.members.set_registered(
+                (s.group_host, s.group_port),
+                [(r.push_host, r.push_port) for r in regs if r.push_host],
+            )
+
+    def _lease_member(self, data: bytes, addr: Addr) -> None:
+        """Fan-out mode: an MSK message (data type 0) sent to ``addr`` makes ``addr`` a member
+        of the group of the service whose MSK it carries, for one MSK period plus its lead.
+
+        Only key answers to authenticated requests (compact) and pushes to registered UEs
+        (3GPP) carry an MSK, so no unauthenticated source is ever added.
+        """
+        if len(data) < 2 or data[1] != DataType.PSK_INIT:
+            return
+        try:
+            _, ref = peek_key_ref(data)
+        except DecodeError:
+            return
+        now = self._clock()
+        for s in self.core.scheduler.services():
+            if ref.key_domain_id != s.key_domain_id:
+                continue
+            if any(m.key_group == s.key_group for m in ref.msk_ids):
+                until = now + s.msk_lifetime + s.msk_lead_s
+                self.members.add((s.group_host, s.group_port), addr, until)
 
     def _flush(self) -> None:
         out = self.core.datagrams_to_send(self._clock())
         if not out or self._transport is None:
             return
         groups = self._groups()
+        now = self._clock()
         for data, addr in out:
-            dests = self.members.destinations(addr) if addr in groups else [addr]
+            if addr in groups:
+                dests = self.members.destinations(addr, now)
+            else:
+                dests = [addr]
+                if not self.members.multicast:
+                    self._lease_member(data, addr)
             for d in dests:
                 self._transport.sendto(data, d)
                 if self.tap is not None and self.udp_address is not None:

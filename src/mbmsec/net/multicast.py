@@ -97,31 +97,62 @@ class GroupMembers:
     """Unicast fan-out table: for each group address, the UE addresses that want its datagrams.
 
     In multicast mode :meth:`destinations` returns the group itself; in fan-out mode it returns
-    the members' unicast addresses (each UE's MIKEY port).
+    the members' unicast addresses (each UE's MIKEY port). Members come from two sources:
+    *registered* ones (3GPP registrations, replaced wholesale by :meth:`set_registered`) and
+    *leased* ones (:meth:`add` with ``until``: an address the BM-SC sent an authenticated key
+    answer to, kept until the lease ends). An address never becomes a member just by sending a
+    datagram, so a spoofed source cannot point an MTK stream at a victim.
     """
 
-    def __init__(self, *, multicast: bool) -> None:
+    def __init__(self, *, multicast: bool, max_members: int = 100_000) -> None:
         self.multicast = multicast
-        self._members: dict[tuple[str, int], set[tuple[str, int]]] = {}
+        self.max_members = max_members
+        self._registered: dict[tuple[str, int], frozenset[tuple[str, int]]] = {}
+        self._leased: dict[tuple[str, int], dict[tuple[str, int], float]] = {}
 
-    def add(self, group: tuple[str, int], member: tuple[str, int]) -> None:
-        """Add ``member`` to ``group`` (no effect in multicast mode except bookkeeping)."""
-        self._members.setdefault(group, set()).add(member)
+    def add(
+        self, group: tuple[str, int], member: tuple[str, int], until: float = float("inf")
+    ) -> None:
+        """Lease ``member`` a place in ``group`` until ``until`` (default: until removed).
+
+        A renewed lease keeps the later end. Past ``max_members`` leases per group, new
+        members are not added.
+        """
+        leases = self._leased.setdefault(group, {})
+        if member not in leases and len(leases) >= self.max_members:
+            return
+        leases[member] = max(until, leases.get(member, until))
+
+    def set_registered(self, group: tuple[str, int], members: Iterable[tuple[str, int]]) -> None:
+        """Replace the registration-derived members of ``group``."""
+        self._registered[group] = frozenset(members)
 
     def remove(self, member: tuple[str, int]) -> None:
-        """Remove ``member`` from every group."""
-        for members in self._members.values():
-            members.discard(member)
+        """Remove ``member``'s leases from every group."""
+        for leases in self._leased.values():
+            leases.pop(member, None)
 
-    def members(self, group: tuple[str, int]) -> frozenset[tuple[str, int]]:
-        """The unicast members known for ``group``."""
-        return frozenset(self._members.get(group, ()))
+    def expire(self, now: float) -> None:
+        """Drop every lease that ended at or before ``now``."""
+        for leases in self._leased.values():
+            for m in [m for m, until in leases.items() if until <= now]:
+                del leases[m]
 
-    def destinations(self, group: tuple[str, int]) -> list[tuple[str, int]]:
+    def members(
+        self, group: tuple[str, int], now: float | None = None
+    ) -> frozenset[tuple[str, int]]:
+        """The unicast members of ``group`` (leases still running at ``now``, if given)."""
+        leased = self._leased.get(group, {})
+        live = {m for m, until in leased.items() if now is None or until > now}
+        return frozenset(live | self._registered.get(group, frozenset()))
+
+    def destinations(
+        self, group: tuple[str, int], now: float | None = None
+    ) -> list[tuple[str, int]]:
         """Where a datagram for ``group`` goes: the group, or each member (sorted)."""
         if self.multicast:
             return [group]
-        return sorted(self._members.get(group, ()))
+        return sorted(self.members(group, now))
 
 
 def choose_mode(force_unicast: bool = False) -> bool:
