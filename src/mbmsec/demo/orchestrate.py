@@ -82,6 +82,7 @@ class Demo:
         self.out = out
         self.metrics = DemoMetrics()
         self.progress = Progress(out, tty=tty, enabled=not config.quiet)
+        self.progress.state.ues_total = config.ues
         self.capture = Capture() if config.pcap is not None else None
         self.keylog = KeyLog(config.keylog)
         self.t0 = time.time()
