@@ -30,7 +30,7 @@ import aiohttp
 
 from ..errors import MbmsecError, UnknownMkiError
 from ..httpmsg import HttpRequest, HttpResponse
-from ..srtp import SrtpReceiver
+from ..srtp import SrtpKey, SrtpReceiver
 from ..ue import events as ev
 from ..ue.client import UeKeyClient
 from .gba_client import send
@@ -153,7 +153,7 @@ class UeRunner:
         when it cannot be (an unknown MSK is reported to the client as a missed key)."""
         if self.srtp is None:
             self.srtp = SrtpReceiver()
-            for key in self.client.srtp_keys():
+            for key in self._newest_srtp_keys():
                 self.srtp.add_key(key)
         try:
             return self.srtp.unprotect(packet).rtp
@@ -213,6 +213,13 @@ class UeRunner:
         if self.srtp is None:
             return
         held = set(self.srtp.mkis)
-        for key in self.client.srtp_keys():
+        for key in self._newest_srtp_keys():
             if key.mki not in held:
                 self.srtp.add_key(key)
+
+    def _newest_srtp_keys(self) -> list[SrtpKey]:
+        """The newest keys the receiver has room for, oldest first, so that adding them in
+        order never evicts a newer key for an older one (the key store keeps every MTK of an
+        MSK: 144 a day with 10-minute MTKs)."""
+        assert self.srtp is not None
+        return self.client.srtp_keys()[-self.srtp.max_keys :]

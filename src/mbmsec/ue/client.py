@@ -351,9 +351,10 @@ class UeKeyClient(InboundMixin):
         return self.keys.srtp_key(ref, mtk_id)
 
     def srtp_keys(self) -> list[SrtpKey]:
-        """SRTP key material of every MTK held (for an :class:`~mbmsec.srtp.SrtpReceiver`)."""
+        """SRTP key material of every MTK held (for an :class:`~mbmsec.srtp.SrtpReceiver`),
+        oldest first: MSKs in the order they arrived, MTKs by ascending MTK ID."""
         out = []
-        for m in self.keys.store.msks():
+        for m in sorted(self.keys.store.msks(), key=lambda r: r.received_at):
             for t in self.keys.store.mtks_for_msk(m.ref):
                 key = self.keys.srtp_key(m.ref, t.mtk_id)
                 if key is not None:
