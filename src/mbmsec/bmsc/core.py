@@ -27,9 +27,15 @@ check is silent (no oracle, no reflection of unauthenticated input):
 No per-request state is kept except the replay cache (and datagrams parked during a Zn
 lookup). 3GPP pushes (:meth:`_push`) are MSK messages under the MUK with a per-MUK COUNTER and
 the V bit; the push is resent with a fresh COUNTER and CSB ID until its verification message
-arrives (``push_retries``), and a delivery record is kept in the store. MTK messages go to each
-service's group on every MTK change (and ``mtk_lead`` before it) and every
-``announce_interval``.
+arrives (``push_retries``), and a delivery record (with the message) is kept in the store, so
+the verification message may reach any worker sharing the store: a worker that did not send the
+push finds the record by IDr (B-TID) and CSB ID, checks the MAC and confirms it there; the
+sender then stops retrying. MTK messages go to each service's group on every MTK change (and
+``mtk_lead`` before it) and every ``announce_interval``.
+
+Leadership: key generation, MTK announcements and next-MSK pushes run in the leader only:
+``BmscConfig.leader`` (static), or with ``leader_lease`` > 0 whoever holds the store's lease
+(:mod:`.leadership`), polled from :meth:`BmscCore.handle_timer`.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from ..mbms.compact import (
 from ..mbms.keys import GbaMode, MukId, derive_mbms_user_keys
 from ..mbms.messages import (
     MIKEY_PORT,
+    MSG_OPTIONS,
     RAND_LEN,
     MskKey,
     MtkKey,
@@ -70,8 +77,9 @@ from ..mbms.messages import (
     build_mtk_message,
     check_msk_verification,
 )
+from ..mikey.codec import decode_message
 from ..mikey.constants import DataType, TsType
-from ..mikey.payloads import Timestamp
+from ..mikey.payloads import IdPayload, Timestamp
 from ..mikey.prf import Prf
 from ..mikey.replay import ReplayConfig, ReplayGuard
 from ..store.bmsc_protocols import (
@@ -83,6 +91,7 @@ from ..store.bmsc_protocols import (
     counter_name_msk,
     counter_name_muk,
 )
+from .leadership import LeaderLease
 from .scheduler import KeyScheduler
 from .zn import ZnLookup, ZnPendingError
 
@@ -103,7 +112,9 @@ class BmscConfig:
     others read keys from the shared store. ``nonce_secret``: HTTP digest nonce key shared by
     all workers behind one address (default: random per process). ``response_bound``: compact
     answers are at most this multiple of the request size. ``park_timeout``: how long a
-    datagram waits for an asynchronous Zn answer.
+    datagram waits for an asynchronous Zn answer. ``leader_lease`` > 0: leadership is not
+    static but the store's lease (:mod:`.leadership`), taken and renewed under ``worker_id``
+    with this time to live in seconds.
     """
 
     fqdn: str
@@ -122,6 +133,8 @@ class BmscConfig:
     nonce_secret: bytes | None = field(default=None, repr=False)
     purge_interval: float = 300.0
     park_timeout: float = 10.0
+    leader_lease: float = 0.0
+    worker_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,10 +188,14 @@ class BmscCore:
         self.store = store
         self.zn = zn
         self.rng = rng
+        self.lease: LeaderLease | None = None
+        if config.leader_lease > 0:
+            self.lease = LeaderLease(store, config.worker_id, config.leader_lease)
+        self._leader = config.leader and self.lease is None
         self.scheduler = KeyScheduler(
             store,
             rng,
-            leader=config.leader,
+            leader=self._leader,
             mtk_counter_block=config.mtk_counter_block,
             muk_counter_block=config.muk_counter_block,
         )
@@ -202,6 +219,30 @@ class BmscCore:
     def __repr__(self) -> str:
         return f"BmscCore(fqdn={self.config.fqdn!r}, users={len(self._users)})"
 
+    @property
+    def leader(self) -> bool:
+        """True while this core generates keys, announces MTKs and pushes next MSKs."""
+        return self._leader
+
+    def _set_leader(self, leader: bool, now: float) -> None:
+        if leader == self._leader:
+            return
+        self._leader = self.scheduler.leader = leader
+        self._offered.clear()
+        self._push_queue.clear()
+        if leader:  # fresh COUNTER blocks: another leader may have sent from later ones
+            for svc in self.scheduler.services():
+                for m in self.store.msks_for_service(svc.service_id):
+                    self.scheduler.forget_counter(counter_name_msk(m.ref))
+                self._announce_at[svc.service_id] = now
+        self._count("leader.acquired" if leader else "leader.lost")
+
+    def release_leadership(self) -> None:
+        """Clean stop: give the lease up so another worker takes over at once."""
+        if self.lease is not None:
+            self._leader = self.scheduler.leader = False
+            self.lease.release()
+
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
 
@@ -210,7 +251,7 @@ class BmscCore:
     def add_service(self, service: ServiceRecord, now: float) -> None:
         """Add (or replace) a service; the leader generates its first keys at once."""
         self.scheduler.add_service(service)
-        if self.config.leader:
+        if self._leader:
             self.scheduler.ensure(now)
         self._announce_at[service.service_id] = now
 
@@ -278,7 +319,7 @@ class BmscCore:
         """Process one datagram on the MIKEY port and return the immediate answers (see the
         module docstring). Never raises for bad input."""
         if len(data) >= 2 and data[0] == 1 and data[1] == DataType.PSK_VERIFY:
-            self._on_verification(data, now)
+            self._on_verification(data, addr, now)
             return []
         try:
             req = parse_key_request(data)
@@ -377,13 +418,13 @@ class BmscCore:
         for data, addr, _ in self._parked.pop(btid, []):
             self.receive_datagram(data, addr, now)
 
-    def _on_verification(self, data: bytes, now: float) -> None:
+    def _on_verification(self, data: bytes, addr: Addr, now: float) -> None:
         if len(data) < 8:
             return
         csb_id = int.from_bytes(data[4:8], "big")
         push = self._outstanding.get(csb_id)
         if push is None:
-            self._count("verification.unsolicited")
+            self._on_foreign_verification(data, csb_id, addr, now)
             return
         try:
             check_msk_verification(data, push.message, push.user.muk_prf, self.muk_id(push.user))
@@ -393,6 +434,44 @@ class BmscCore:
         del self._outstanding[csb_id]
         self.store.confirm_delivery(push.user.btid, csb_id, now)
         self._events.append(DeliveryConfirmed(push.user.btid, push.user.impi, push.msk, csb_id))
+        self._count("verification.ok")
+
+    def _on_foreign_verification(self, data: bytes, csb_id: int, addr: Addr, now: float) -> None:
+        """A verification message for a push this worker did not send (another worker sharing
+        the store did): find the delivery record by IDr (the B-TID) and CSB ID, check the MAC
+        against the stored MSK message, confirm it in the store (RFC 3830 §5.4: only for a CSB
+        ID outstanding at the BM-SC)."""
+        try:
+            ids = decode_message(data, MSG_OPTIONS).find_all(IdPayload)
+        except DecodeError:
+            self._count("verification.bad")
+            return
+        if len(ids) != 1:
+            self._count("verification.unsolicited")
+            return
+        btid = ids[0].data.decode("utf-8", "replace")
+        rec = self.store.get_delivery(btid, csb_id)
+        if rec is None or rec.message is None or rec.confirmed_at is not None:
+            self._count("verification.unsolicited")
+            return
+        try:
+            user = self.user_keys(btid, now)
+        except ZnPendingError:
+            self._park(btid, data, addr, now)
+            return
+        except (BtidUnknownError, BsfUnreachableError):
+            self._count("verification.no_user_keys")
+            return
+        try:
+            check_msk_verification(data, rec.message, user.muk_prf, self.muk_id(user))
+        except (DecodeError, AuthError):
+            self._count("verification.bad")
+            return
+        if not self.store.confirm_delivery(btid, csb_id, now):
+            return
+        msk = self.scheduler.msk_for_ref(rec.msk)
+        if msk is not None:
+            self._events.append(DeliveryConfirmed(btid, user.impi, msk, csb_id))
         self._count("verification.ok")
 
     # --- MSK pushes (3GPP profile) ---------------------------------------------------------------
@@ -425,7 +504,17 @@ class BmscCore:
             rand=self.rng(RAND_LEN),
             v=verify,
         )
-        self.store.put_delivery(DeliveryRecord(user.btid, csb_id, msk.ref, counter, now, user.impi))
+        self.store.put_delivery(
+            DeliveryRecord(
+                user.btid,
+                csb_id,
+                msk.ref,
+                counter,
+                now,
+                user.impi,
+                message=data if verify else None,
+            )
+        )
         if verify:
             left = self.config.push_retries if retries is None else retries
             self._outstanding[csb_id] = _Push(
@@ -441,6 +530,10 @@ class BmscCore:
             if p.deadline > now:
                 continue
             del self._outstanding[csb_id]
+            rec = self.store.get_delivery(p.user.btid, csb_id)
+            if rec is not None and rec.confirmed_at is not None:
+                self._count("push.confirmed_elsewhere")  # the verification reached a peer
+                continue
             if p.retries_left <= 0:
                 self._events.append(PushAbandoned(p.user.btid, p.user.impi, p.msk))
                 continue
@@ -449,7 +542,8 @@ class BmscCore:
 
     def _offer_next_msks(self, now: float) -> None:
         """Leader: when a service's next MSK becomes available, schedule pushes of it to every
-        registration, spread over a tenth of the lead time."""
+        registration, spread over a tenth of the lead time (with a lease: every registration
+        whose B-TID has no delivery record of it yet)."""
         for svc in self.scheduler.services():
             nxt = self.scheduler.next_msk(svc, now)
             if nxt is None:
@@ -459,7 +553,12 @@ class BmscCore:
                 continue
             self._offered.add((svc.service_id, idx))
             spread = svc.msk_lead_s / 10
+            have: set[str] = set()
+            if self.lease is not None:  # a new leader: skip UEs a previous leader served
+                have = {d.btid for d in self.store.deliveries_for_msk(nxt.ref)}
             for reg in self.store.registrations_for_service(svc.service_id):
+                if reg.btid in have:
+                    continue
                 jitter = int.from_bytes(self.rng(2), "big") / 65536 * spread
                 heapq.heappush(self._push_queue, (now + jitter, reg.impi, svc.service_id))
 
@@ -524,8 +623,11 @@ class BmscCore:
     # --- timers and outputs ----------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        """The earliest deadline: announcements, key schedule, push retries and queue, purge."""
-        cands = list(self._announce_at.values()) if self.config.leader else []
+        """The earliest deadline: announcements, key schedule, push retries and queue, purge,
+        leader lease."""
+        cands = list(self._announce_at.values()) if self._leader else []
+        if self.lease is not None:
+            cands.append(self.lease.deadline())
         cands += [p.deadline for p in self._outstanding.values()]
         if self._push_queue:
             cands.append(self._push_queue[0][0])
@@ -535,19 +637,21 @@ class BmscCore:
 
     def handle_timer(self, now: float) -> None:
         """Run everything due at ``now``: key generation (leader), next-MSK pushes, push
-        retries, MTK announcements, purge of old keys."""
+        retries, MTK announcements, purge of old keys; take or renew the leader lease."""
+        if self.lease is not None:
+            self._set_leader(self.lease.poll(now), now)
         self.scheduler.refresh_services()
-        if self.config.leader:
+        if self._leader:
             self.scheduler.ensure(now)
         for svc in self.scheduler.services():
             self._announce_at.setdefault(svc.service_id, now)
         for sid in [s for s in self._announce_at if self.scheduler.service(s) is None]:
             del self._announce_at[sid]
-        if self.config.leader:  # one process pushes next MSKs to registrations
+        if self._leader:  # one process pushes next MSKs to registrations
             self._offer_next_msks(now)
         self._run_push_queue(now)
         self._retry_pushes(now)
-        if self.config.leader:  # one process announces MTKs (COUNTERs stay in order)
+        if self._leader:  # one process announces MTKs (COUNTERs stay in order)
             self._announce(now)
         for btid in [
             b for b, q in self._parked.items() if q[0][2] + self.config.park_timeout <= now

@@ -42,6 +42,7 @@ class MemoryBmscStore:
         self._counters: dict[str, int] = {}
         self._regs: dict[tuple[str, str], Registration] = {}
         self._deliveries: dict[tuple[str, int], DeliveryRecord] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
         self.writes = 0  # count of mutating calls (lets tests see durable writes happen)
 
     def __repr__(self) -> str:
@@ -133,6 +134,24 @@ class MemoryBmscStore:
     def deliveries_for_msk(self, ref: MskRef) -> list[DeliveryRecord]:
         found = [d for d in self._deliveries.values() if d.msk == ref]
         return sorted(found, key=lambda d: (d.sent_at, d.btid, d.csb_id))
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        cur = self._leases.get(name)
+        if cur is not None and cur[0] != holder and cur[1] > now:
+            return False
+        self.writes += 1
+        self._leases[name] = (holder, now + ttl)
+        return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        cur = self._leases.get(name)
+        if cur is not None and cur[0] == holder:
+            self.writes += 1
+            del self._leases[name]
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        cur = self._leases.get(name)
+        return cur[0] if cur is not None and cur[1] > now else None
 
     def close(self) -> None:
         pass

@@ -153,7 +153,10 @@ class Registration:
 @dataclass(frozen=True, slots=True)
 class DeliveryRecord:
     """One MSK message sent to one UE; ``confirmed_at`` is set when its verification message
-    (RFC 3830 §3.1 R_MESSAGE, TS 33.246 §6.3.2.3.1) arrived."""
+    (RFC 3830 §3.1 R_MESSAGE, TS 33.246 §6.3.2.3.1) arrived. ``message``: the MSK message
+    bytes when a verification is expected, so that any worker can check the verification
+    message (its MAC covers the MSK message's CSB ID, RAND and T; the message is MUK-encrypted).
+    """
 
     btid: str
     csb_id: int
@@ -162,6 +165,7 @@ class DeliveryRecord:
     sent_at: float
     impi: str = ""
     confirmed_at: float | None = None
+    message: bytes | None = field(default=None, repr=False)
 
 
 def counter_name_muk(btid: str) -> str:
@@ -266,6 +270,25 @@ class BmscStore(Protocol):
 
     def deliveries_for_msk(self, ref: MskRef) -> list[DeliveryRecord]:
         """Delivery records of one MSK ordered by sent_at."""
+        ...
+
+    # leadership (ARCHITECTURE §5: one scheduler among many workers)
+    def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        """Take or renew the named lease for ``holder`` for ``ttl`` seconds.
+
+        Succeeds when the lease is free, expired, or already held by ``holder`` (a renewal);
+        atomic across processes sharing the store. Returns True when ``holder`` holds the
+        lease on return. ``now`` is the caller's wall clock (stores with their own clock, such
+        as Redis, may use that instead).
+        """
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up when ``holder`` holds it (a clean stop hands over at once)."""
+        ...
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        """The holder of an unexpired lease, or None."""
         ...
 
     def close(self) -> None:

@@ -8,11 +8,14 @@ Key layout under ``prefix`` (default ``mbmsec:bmsc:``)::
     ctr:<name>                  COUNTER high-water mark (integer)
     reg:<service_id>            hash IMPI -> JSON registration
     dlv:<btid>:<csb id>         JSON delivery record        dlvmsk:<kd>:<msk>    zset, sent_at
+    lease:<name>                holder (string) with a PX expiry (the leader lease)
 
 Multi-key writes run in one MULTI/EXEC transaction; the COUNTER reservation is one Lua script,
-so it is atomic across workers. Durability is the Redis server's: run it with
-``appendonly yes`` and ``appendfsync always`` when a COUNTER must survive a server crash
-(a reservation is acknowledged only after the write reached the append-only file then).
+so it is atomic across workers. The leader lease is ``SET NX PX`` semantics in one Lua script
+(take when absent, renew when held by the same holder); its expiry runs on the Redis server's
+clock, so workers on several hosts need no clock agreement. Durability is the Redis server's:
+run it with ``appendonly yes`` and ``appendfsync always`` when a COUNTER must survive a server
+crash (a reservation is acknowledged only after the write reached the append-only file then).
 """
 
 from __future__ import annotations
@@ -44,6 +47,23 @@ local new = cur + tonumber(ARGV[1])
 if new > tonumber(ARGV[2]) then return -1 end
 redis.call('SET', KEYS[1], new)
 return new
+"""
+
+
+_ACQUIRE: Final = """
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 
@@ -91,6 +111,7 @@ def _delivery_json(d: DeliveryRecord) -> str:
             "sent_at": d.sent_at,
             "impi": d.impi,
             "confirmed_at": d.confirmed_at,
+            "message": None if d.message is None else d.message.hex(),
         }
     )
 
@@ -98,8 +119,16 @@ def _delivery_json(d: DeliveryRecord) -> str:
 def _delivery_from(text: str | bytes) -> DeliveryRecord:
     d = json.loads(text)
     ref = MskRef(bytes.fromhex(d["kd"]), MskId.from_int(d["msk_id"]))
+    msg = d.get("message")
     return DeliveryRecord(
-        d["btid"], d["csb_id"], ref, d["counter"], d["sent_at"], d["impi"], d["confirmed_at"]
+        d["btid"],
+        d["csb_id"],
+        ref,
+        d["counter"],
+        d["sent_at"],
+        d["impi"],
+        d["confirmed_at"],
+        None if msg is None else bytes.fromhex(msg),
     )
 
 
@@ -113,6 +142,8 @@ class RedisBmscStore:
             raise ConfigError(f"bad Redis URL: {exc}") from exc
         self.prefix = prefix
         self._reserve = self._r.register_script(_RESERVE)
+        self._acquire = self._r.register_script(_ACQUIRE)
+        self._release = self._r.register_script(_RELEASE)
 
     def __repr__(self) -> str:
         return f"RedisBmscStore(prefix={self.prefix!r})"
@@ -282,6 +313,18 @@ class RedisBmscStore:
             if d is not None:
                 out.append(d)
         return sorted(out, key=lambda d: (d.sent_at, d.btid, d.csb_id))
+
+    # leadership
+    def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        ms = max(1, int(ttl * 1000))
+        return bool(self._acquire(keys=[self._k("lease", name)], args=[holder, ms]))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._release(keys=[self._k("lease", name)], args=[holder])
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        v = self._get(self._k("lease", name))
+        return None if v is None else v.decode()
 
     def flush(self) -> None:
         """Delete every key under the prefix (tests)."""

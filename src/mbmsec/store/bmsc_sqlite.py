@@ -2,7 +2,9 @@
 
 The file is created with mode 0600 (it holds MSKs and MTKs). A COUNTER reservation is a
 ``BEGIN IMMEDIATE`` read-modify-write, so two processes sharing the file never reserve the
-same block. Several workers may open one file; SQLite serialises their writers.
+same block. Several workers may open one file; SQLite serialises their writers. The leader
+lease (:meth:`SqliteBmscStore.acquire_lease`) is the same kind of transaction: a row
+(name, holder, expires) taken over only when ``expires <= now`` or by its own holder.
 """
 
 from __future__ import annotations
@@ -80,9 +82,15 @@ CREATE TABLE IF NOT EXISTS bmsc_deliveries (
     sent_at      REAL NOT NULL,
     impi         TEXT NOT NULL,
     confirmed_at REAL,
+    message      BLOB,
     PRIMARY KEY (btid, csb_id)
 );
 CREATE INDEX IF NOT EXISTS bmsc_deliveries_msk ON bmsc_deliveries (kd, msk_id);
+CREATE TABLE IF NOT EXISTS bmsc_leases (
+    name    TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
@@ -105,6 +113,18 @@ def service_from_json(text: str) -> ServiceRecord:
         raise ConfigError(f"malformed service record: {exc}") from exc
 
 
+def _add_message_column(conn: sqlite3.Connection) -> None:
+    """Upgrade a database made before ``bmsc_deliveries.message`` existed."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(bmsc_deliveries)")}
+    if "message" in cols:
+        return
+    try:
+        conn.execute("ALTER TABLE bmsc_deliveries ADD COLUMN message BLOB")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another worker added it first
+            raise
+
+
 def _ref(kd: bytes, msk_id: int) -> MskRef:
     return MskRef(bytes(kd), MskId.from_int(msk_id))
 
@@ -117,13 +137,17 @@ class SqliteBmscStore:
         self.path = p
         try:
             if not p.exists():
-                fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
-                os.close(fd)
+                try:
+                    fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
+                    os.close(fd)
+                except FileExistsError:
+                    pass  # another worker created it a moment ago
             conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")  # first: workers may open it together
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
+            _add_message_column(conn)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open BM-SC database {str(p)!r}: {exc}") from exc
         self._conn = conn
@@ -293,13 +317,23 @@ class SqliteBmscStore:
     # deliveries
     @staticmethod
     def _delivery(row: tuple[Any, ...]) -> DeliveryRecord:
-        btid, csb_id, kd, msk_id, counter, sent_at, impi, confirmed_at = row
-        return DeliveryRecord(btid, csb_id, _ref(kd, msk_id), counter, sent_at, impi, confirmed_at)
+        btid, csb_id, kd, msk_id, counter, sent_at, impi, confirmed_at, message = row
+        return DeliveryRecord(
+            btid,
+            csb_id,
+            _ref(kd, msk_id),
+            counter,
+            sent_at,
+            impi,
+            confirmed_at,
+            None if message is None else bytes(message),
+        )
 
     def put_delivery(self, rec: DeliveryRecord) -> None:
         with self._tx() as c:
             c.execute(
-                "INSERT OR REPLACE INTO bmsc_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO bmsc_deliveries (btid, csb_id, kd, msk_id, counter, "
+                "sent_at, impi, confirmed_at, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     rec.btid,
                     rec.csb_id,
@@ -309,6 +343,7 @@ class SqliteBmscStore:
                     rec.sent_at,
                     rec.impi,
                     rec.confirmed_at,
+                    rec.message,
                 ),
             )
 
@@ -334,6 +369,29 @@ class SqliteBmscStore:
             (ref.key_domain_id, ref.msk_id.value),
         )
         return [self._delivery(r) for r in rows]
+
+    # leadership
+    def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT holder, expires FROM bmsc_leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != holder and float(row[1]) > now:
+                return False
+            c.execute(
+                "INSERT OR REPLACE INTO bmsc_leases VALUES (?, ?, ?)", (name, holder, now + ttl)
+            )
+        return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM bmsc_leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        row = self._conn.execute(
+            "SELECT holder FROM bmsc_leases WHERE name = ? AND expires > ?", (name, now)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         self._conn.close()
