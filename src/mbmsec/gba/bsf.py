@@ -5,8 +5,12 @@ Sans-I/O: :meth:`Bsf.handle` takes an :class:`~mbmsec.httpmsg.HttpRequest` and `
 seconds) and returns an :class:`~mbmsec.httpmsg.HttpResponse`; :mod:`mbmsec.net.http_bsf`
 adapts it to aiohttp. Randomness comes from the injected ``rng`` (via the HSS).
 
-Theory of operation (Ub). The BSF keeps a bounded table of outstanding challenges, keyed by
-nonce = base64(RAND || AUTN); each entry is single-use and expires after ``nonce_lifetime``.
+Theory of operation (Ub). The BSF keeps outstanding challenges in a
+:class:`~mbmsec.store.challenges.ChallengeStore`, keyed by nonce = base64(RAND || AUTN); each
+entry is single-use (taken atomically), expires after ``nonce_lifetime`` and the table is
+bounded (``max_pending`` in all, ``max_pending_per_impi`` per IMPI; the oldest go first). The
+default store is this process's memory; BSF workers sharing an SQLite or Redis challenge store
+accept at one worker the answer to a challenge issued by another.
 
 ====================================================  ============================================
 request (``Authorization: Digest ...``)               answer
@@ -39,7 +43,6 @@ import base64
 import binascii
 import hashlib
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ..crypto import mac_equal
@@ -51,6 +54,7 @@ from ..errors import (
     UnknownEntryError,
 )
 from ..httpmsg import HttpRequest, HttpResponse
+from ..store.challenges import ChallengeStore, MemoryChallengeStore, PendingChallenge
 from ..store.protocols import BootstrapSession, BootstrapSessionStore, Guss
 from .digest import (
     DigestChallenge,
@@ -121,19 +125,10 @@ class BsfConfig:
     key_lifetime: float = 86400.0
     nonce_lifetime: float = 60.0
     max_pending: int = 10000
+    max_pending_per_impi: int = 8
     naf_credentials: tuple[NafCredential, ...] = ()
     gba_u_mac_star: bool = True
     ub_path: str = "/"
-
-
-@dataclass(slots=True)
-class _Pending:
-    impi: str
-    rand: bytes
-    xres: bytes = field(repr=False)
-    ks: bytes = field(repr=False)
-    expires: float
-    gba_u: bool
 
 
 def _clean_text(text: str, max_len: int) -> bool:
@@ -168,13 +163,23 @@ def bootstrapping_info_xml(btid: str, lifetime: float) -> bytes:
 
 
 class Bsf:
-    """The BSF roles over an :class:`Hss` and a :class:`BootstrapSessionStore`."""
+    """The BSF roles over an :class:`Hss`, a :class:`BootstrapSessionStore` and a
+    :class:`ChallengeStore` (default: a :class:`MemoryChallengeStore` bounded by ``config``)."""
 
-    def __init__(self, config: BsfConfig, hss: Hss, sessions: BootstrapSessionStore) -> None:
+    def __init__(
+        self,
+        config: BsfConfig,
+        hss: Hss,
+        sessions: BootstrapSessionStore,
+        challenges: ChallengeStore | None = None,
+    ) -> None:
         self.config = config
         self.hss = hss
         self.sessions = sessions
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        if challenges is None:
+            challenges = MemoryChallengeStore(config.max_pending, config.max_pending_per_impi)
+        self.challenges = challenges
+        self._pending = challenges  # the name older callers use
 
     # --- dispatch ---
 
@@ -193,17 +198,10 @@ class Bsf:
 
     def purge(self, now: float) -> int:
         """Drop expired challenges and sessions; return how many sessions were deleted."""
-        self._expire_pending(now)
+        self.challenges.purge_expired(now)
         return self.sessions.purge_expired(now)
 
     # --- Ub ---
-
-    def _expire_pending(self, now: float) -> None:
-        while self._pending:
-            nonce, p = next(iter(self._pending.items()))
-            if p.expires > now:
-                break
-            del self._pending[nonce]
 
     def _challenge(
         self, impi: str, now: float, request: HttpRequest, event: str = "ub challenge"
@@ -225,18 +223,22 @@ class Bsf:
         if gba_u and self.config.gba_u_mac_star:
             autn = gba_u_autn(autn, av.ik)
         nonce = encode_aka_nonce(av.rand, autn)
-        self._expire_pending(now)
-        while len(self._pending) >= self.config.max_pending:
-            self._pending.popitem(last=False)
-            log.warning("ub challenge table full, oldest challenge dropped")
-        self._pending[nonce] = _Pending(
+        pending = PendingChallenge(
+            nonce=nonce,
             impi=impi,
             rand=av.rand,
+            autn=autn,
             xres=av.xres,
-            ks=av.ks,
+            ck=av.ck,
+            ik=av.ik,
             expires=now + self.config.nonce_lifetime,
             gba_u=gba_u,
         )
+        dropped = self.challenges.put(pending, now)
+        if dropped:
+            log.warning(
+                "ub challenge table full, oldest challenge dropped", extra={"count": dropped}
+            )
         ch = DigestChallenge(
             realm=self.config.domain,
             nonce=nonce,
@@ -275,12 +277,9 @@ class Bsf:
             return self._reject(403, "ub unknown IMPI", request, impi=impi)
         if creds.nonce == "":
             return self._challenge(impi, now, request)  # TS 24.109 Table A.3-1
-        pending = self._pending.get(creds.nonce)
-        if pending is None or pending.impi != impi or pending.expires <= now:
-            if pending is not None and pending.expires <= now:
-                del self._pending[creds.nonce]
+        pending = self.challenges.take(creds.nonce, impi, now)  # single use from here on
+        if pending is None:  # unknown, already answered (here or at another worker), expired
             return self._challenge(impi, now, request, STALE_EVENT)
-        del self._pending[creds.nonce]  # single use from here on
         problem = self._check_params(creds, request)
         if problem is not None:
             return self._reject(400, "ub " + problem, request, impi=impi)
@@ -302,7 +301,7 @@ class Bsf:
         return None
 
     def _resync(
-        self, request: HttpRequest, creds: DigestCredentials, p: _Pending, now: float
+        self, request: HttpRequest, creds: DigestCredentials, p: PendingChallenge, now: float
     ) -> HttpResponse:
         # RFC 3310 §3.4: response computed with an empty password; TS 24.109 §4.5.
         try:
@@ -324,7 +323,7 @@ class Bsf:
         return self._challenge(p.impi, now, request, "ub resync, new challenge")
 
     def _verify(
-        self, request: HttpRequest, creds: DigestCredentials, p: _Pending, now: float
+        self, request: HttpRequest, creds: DigestCredentials, p: PendingChallenge, now: float
     ) -> HttpResponse:
         password = aka_password(p.xres)
         try:
