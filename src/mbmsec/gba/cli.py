@@ -5,12 +5,14 @@
   ``import FILE [--format csv|toml]``. A key given as ``-`` is read from stdin (one line), so
   it does not show in the process list. Keys are never printed; bad input ends with one line on
   stderr and a non-zero exit, and nothing is written (one transaction per command).
-* ``mbmsec bsf [--config FILE] [--listen HOST:PORT] [--db FILE]``: run the BSF (Ub + Zn).
+* ``mbmsec bsf [--config FILE] [--listen HOST:PORT] [--store FILE|URL] [--workers N]``: run
+  the BSF (Ub + Zn); ``--db`` is another name for ``--store``.
 * ``mbmsec ue bootstrap --bsf URL --impi IMPI --k HEX (--opc HEX | --op HEX) [--realm FQDN]
   [--gba-u] [--naf FQDN [--show-key]]``: one Ub bootstrap; prints the B-TID and lifetime.
 
 The database defaults to ``$MBMSEC_GBA_DB`` or ``./mbmsec-gba.db`` for every command, so
-``mbmsec hss add`` and ``mbmsec bsf`` meet without flags.
+``mbmsec hss add`` and ``mbmsec bsf`` meet without flags. ``--db`` also takes a Redis URL
+(``redis://host:6379/0``, optional ``?prefix=...``): see :mod:`mbmsec.store.gba_open`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, UnknownEntryError
 from ..logs import setup_json_logging
-from ..store.sqlite_gba import SqliteSubscriberStore
+from ..store.gba_open import describe_store, is_redis_url, open_subscriber_store
 from .hss import make_subscriber, parse_hex, parse_subscribers_csv, parse_subscribers_toml
 from .milenage import compute_opc
 
@@ -60,7 +62,7 @@ def _hss_add(args: argparse.Namespace) -> int:
         mbms_service_ids=args.mbms_service or (),
         uicc=args.uicc,
     )
-    store = SqliteSubscriberStore(Path(args.db))
+    store = open_subscriber_store(args.db)
     try:
         store.add(sub)
     finally:
@@ -70,9 +72,9 @@ def _hss_add(args: argparse.Namespace) -> int:
 
 
 def _hss_list(args: argparse.Namespace) -> int:
-    if not Path(args.db).exists():
+    if not is_redis_url(args.db) and not Path(args.db).exists():
         raise ConfigError(f"no database at {args.db!r}")
-    store = SqliteSubscriberStore(Path(args.db))
+    store = open_subscriber_store(args.db)
     try:
         subs = store.all()
     finally:
@@ -101,7 +103,7 @@ def _hss_list(args: argparse.Namespace) -> int:
 
 
 def _hss_remove(args: argparse.Namespace) -> int:
-    store = SqliteSubscriberStore(Path(args.db))
+    store = open_subscriber_store(args.db)
     try:
         if not store.remove(args.impi):
             raise UnknownEntryError(f"no subscriber {args.impi}")
@@ -121,7 +123,7 @@ def _hss_import(args: argparse.Namespace) -> int:
     subs = parse_subscribers_toml(text) if fmt == "toml" else parse_subscribers_csv(text)
     if not subs:
         raise ConfigError("the file holds no subscribers")
-    store = SqliteSubscriberStore(Path(args.db))
+    store = open_subscriber_store(args.db)
     try:
         store.add_many(subs)
     finally:
@@ -131,7 +133,11 @@ def _hss_import(args: argparse.Namespace) -> int:
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=_default_db(), help="SQLite file (default: %(default)s)")
+    p.add_argument(
+        "--db",
+        default=_default_db(),
+        help="SQLite file or redis://host:port/db URL (default: %(default)s)",
+    )
 
 
 def _register_hss(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -176,7 +182,7 @@ def _register_hss(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 def _bsf(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..net.http_bsf import load_bsf_config, parse_listen, run_bsf
+    from ..net.http_bsf import MAX_WORKERS, load_bsf_config, parse_listen, run_bsf
 
     text = None
     if args.config:
@@ -187,18 +193,29 @@ def _bsf(args: argparse.Namespace) -> int:
     cfg = load_bsf_config(text)
     if args.listen:
         cfg = replace(cfg, listen=tuple(parse_listen(x) for x in args.listen))
-    if args.db:
-        cfg = replace(cfg, store=args.db)
+    if args.store:
+        cfg = replace(cfg, store=args.store)
+    if args.workers is not None:
+        if not 1 <= args.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be 1..{MAX_WORKERS}")
+        cfg = replace(cfg, workers=args.workers)
     setup_json_logging(cfg.log_level.upper())
+    where = describe_store(cfg.store)
+    if cfg.workers > 1:
+        where += f", {cfg.workers} workers"
 
     def ready(urls: list[str]) -> None:
         for u in urls:
-            print(f"bsf listening on {u} (domain {cfg.bsf.domain}, store {cfg.store})")
+            print(f"bsf listening on {u} (domain {cfg.bsf.domain}, store {where})")
         if cfg.generated_token:
             token = cfg.bsf.naf_credentials[0].secret
             print(f"zn bearer token (generated, no [[bsf.naf]] configured): {token}")
         sys.stdout.flush()
 
+    if cfg.workers > 1:
+        from ..net.bsf_workers import run_bsf_workers
+
+        return run_bsf_workers(cfg, ready=ready)
     return asyncio.run(run_bsf(cfg, ready=ready))
 
 
@@ -206,7 +223,13 @@ def _register_bsf(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p = subparsers.add_parser("bsf", help="run the BSF (GBA Ub + Zn over HTTP)")
     p.add_argument("--config", help="TOML config file (see docs/gba.md)")
     p.add_argument("--listen", action="append", help="HOST:PORT (repeat; overrides config)")
-    p.add_argument("--db", help="SQLite file (overrides config; default ./mbmsec-gba.db)")
+    p.add_argument(
+        "--store",
+        "--db",
+        dest="store",
+        help="SQLite file or redis://host:port/db URL (overrides config; default ./mbmsec-gba.db)",
+    )
+    p.add_argument("--workers", type=int, help="processes sharing the listen ports (SO_REUSEPORT)")
     p.set_defaults(func=_bsf)
 
 

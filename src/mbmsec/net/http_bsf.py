@@ -3,17 +3,24 @@
 :class:`BsfServer` turns each aiohttp request into a :class:`~mbmsec.httpmsg.HttpRequest`,
 calls :meth:`mbmsec.gba.bsf.Bsf.handle` with the wall clock, and writes the response back. A
 background task purges expired challenges and sessions. :func:`run_bsf` is ``mbmsec bsf``:
-load the config, open the SQLite store, listen, print the URL, stop cleanly on SIGTERM/SIGINT.
+load the config, open the store (SQLite file or Redis URL), listen, print the URL, stop cleanly
+on SIGTERM/SIGINT. ``workers > 1`` runs that many such processes on the same ports
+(SO_REUSEPORT, see :mod:`mbmsec.net.bsf_workers`).
 
 Config (TOML, every key optional)::
 
     [bsf]
     domain = "bsf.mbmsec.test"        # BSF FQDN: Digest realm and B-TID suffix
     listen = ["127.0.0.1:8080"]       # host:port, "[::1]:8080"; port 0 picks a free port
-    store = "mbmsec-gba.db"           # SQLite file, created 0600 (default: $MBMSEC_GBA_DB)
+    store = "mbmsec-gba.db"           # SQLite file, created 0600 (default: $MBMSEC_GBA_DB),
+                                      # or "redis://host:6379/0[?prefix=mbmsec:gba:]"
     key_lifetime = 86400              # seconds
     nonce_lifetime = 60
-    max_pending = 10000
+    max_pending = 10000               # outstanding challenges, in all
+    max_pending_per_impi = 8          # outstanding challenges per IMPI
+    challenges = "auto"               # "memory" (this process) or "store" (shared with other
+                                      # BSF processes); auto: store for Redis or workers > 1
+    workers = 1                       # processes sharing the listen ports (SO_REUSEPORT)
     gba_u_mac_star = true
     purge_interval = 60
     log_level = "info"
@@ -35,7 +42,6 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -44,13 +50,21 @@ from ..errors import ConfigError
 from ..gba.bsf import Bsf, BsfConfig, NafCredential
 from ..gba.hss import Hss
 from ..httpmsg import HttpRequest
-from ..store.sqlite_gba import SqliteBootstrapSessionStore, SqliteSubscriberStore
+from ..store.challenges import ChallengeStore, MemoryChallengeStore
+from ..store.gba_open import (
+    is_redis_url,
+    open_challenge_store,
+    open_session_store,
+    open_subscriber_store,
+)
 
 __all__ = [
+    "CHALLENGE_MODES",
     "DEFAULT_STORE",
     "BsfServer",
     "BsfServerConfig",
     "load_bsf_config",
+    "open_bsf",
     "parse_listen",
     "run_bsf",
 ]
@@ -66,6 +80,8 @@ KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections are closed after this
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 128
+CHALLENGE_MODES = ("auto", "memory", "store")
+MAX_WORKERS = 256
 
 
 class _HttpErrorFilter(logging.Filter):
@@ -111,6 +127,14 @@ class BsfServerConfig:
     purge_interval: float = 60.0
     log_level: str = "info"
     generated_token: bool = False
+    challenges: str = "auto"
+    workers: int = 1
+
+    def shared_challenges(self) -> bool:
+        """True when pending challenges go to the store (another process may get the answer)."""
+        if self.challenges == "auto":
+            return is_redis_url(self.store) or self.workers > 1
+        return self.challenges == "store"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -161,7 +185,8 @@ def load_bsf_config(text: str | None, rng: Callable[[int], bytes] = os.urandom) 
         raise ConfigError("[bsf] must be a table")
     known = {
         "domain", "listen", "store", "key_lifetime", "nonce_lifetime", "max_pending",
-        "gba_u_mac_star", "purge_interval", "log_level", "naf",
+        "max_pending_per_impi", "gba_u_mac_star", "purge_interval", "log_level", "naf",
+        "challenges", "workers",
     }  # fmt: skip
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -186,10 +211,23 @@ def load_bsf_config(text: str | None, rng: Callable[[int], bytes] = os.urandom) 
         if v <= 0:
             raise ConfigError(f"bsf.{key} must be positive")
         nums[key] = float(v)
-    max_pending = _typed(raw, "max_pending", int, base.max_pending)
-    assert isinstance(max_pending, int)
-    if max_pending < 1:
-        raise ConfigError("bsf.max_pending must be at least 1")
+    bounds = {}
+    for key, default_n in (
+        ("max_pending", base.max_pending),
+        ("max_pending_per_impi", base.max_pending_per_impi),
+    ):
+        n = _typed(raw, key, int, default_n)
+        assert isinstance(n, int)
+        if n < 1:
+            raise ConfigError(f"bsf.{key} must be at least 1")
+        bounds[key] = n
+    challenges = str(_typed(raw, "challenges", str, "auto"))
+    if challenges not in CHALLENGE_MODES:
+        raise ConfigError("bsf.challenges must be auto, memory or store")
+    workers = _typed(raw, "workers", int, 1)
+    assert isinstance(workers, int)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"bsf.workers must be 1..{MAX_WORKERS}")
     nafs_raw = _typed(raw, "naf", list, [])
     assert isinstance(nafs_raw, list)
     creds = []
@@ -221,7 +259,8 @@ def load_bsf_config(text: str | None, rng: Callable[[int], bytes] = os.urandom) 
             domain=domain,
             key_lifetime=nums["key_lifetime"],
             nonce_lifetime=nums["nonce_lifetime"],
-            max_pending=max_pending,
+            max_pending=bounds["max_pending"],
+            max_pending_per_impi=bounds["max_pending_per_impi"],
             naf_credentials=tuple(creds),
             gba_u_mac_star=gba_u,
         ),
@@ -230,6 +269,8 @@ def load_bsf_config(text: str | None, rng: Callable[[int], bytes] = os.urandom) 
         purge_interval=nums["purge_interval"],
         log_level=level,
         generated_token=generated,
+        challenges=challenges,
+        workers=workers,
     )
 
 
@@ -294,8 +335,13 @@ class BsfServer:
             if n:
                 log.info("bsf purged expired sessions", extra={"count": n})
 
-    async def start(self, listen: tuple[tuple[str, int], ...]) -> list[str]:
-        """Bind every address (port 0: any free port); return the base URLs."""
+    async def start(
+        self, listen: tuple[tuple[str, int], ...], *, reuse_port: bool = False
+    ) -> list[str]:
+        """Bind every address (port 0: any free port); return the base URLs.
+
+        ``reuse_port`` sets SO_REUSEPORT, so that several processes share the ports.
+        """
         self._runner = web.AppRunner(
             self.app,
             access_log=None,
@@ -308,7 +354,9 @@ class BsfServer:
         )
         await self._runner.setup()
         for host, port in listen:
-            site = web.TCPSite(self._runner, host, port, reuse_address=True)
+            site = web.TCPSite(
+                self._runner, host, port, reuse_address=True, reuse_port=reuse_port or None
+            )
             try:
                 await site.start()
             except OSError as exc:
@@ -332,14 +380,33 @@ class BsfServer:
 
 
 def open_bsf(cfg: BsfServerConfig, rng: Callable[[int], bytes] = os.urandom) -> Bsf:
-    """Open the SQLite store named by ``cfg`` and build the BSF over it."""
-    subs = SqliteSubscriberStore(Path(cfg.store))
-    sessions = SqliteBootstrapSessionStore(Path(cfg.store))
-    return Bsf(cfg.bsf, Hss(subs, rng), sessions)
+    """Open the stores named by ``cfg.store`` (SQLite file or Redis URL) and build the BSF.
+
+    Pending challenges go to the same store when :meth:`BsfServerConfig.shared_challenges`,
+    else stay in this process's memory. Raises ConfigError.
+    """
+    subs = open_subscriber_store(cfg.store)
+    sessions = open_session_store(cfg.store)
+    challenges: ChallengeStore
+    if cfg.shared_challenges():
+        challenges = open_challenge_store(
+            cfg.store, cfg.bsf.max_pending, cfg.bsf.max_pending_per_impi
+        )
+    else:
+        challenges = MemoryChallengeStore(cfg.bsf.max_pending, cfg.bsf.max_pending_per_impi)
+    return Bsf(cfg.bsf, Hss(subs, rng), sessions, challenges)
 
 
-async def run_bsf(cfg: BsfServerConfig, *, ready: Callable[[list[str]], None] | None = None) -> int:
-    """Run the BSF until SIGTERM/SIGINT; return 0. ``ready`` gets the URLs once listening."""
+async def run_bsf(
+    cfg: BsfServerConfig,
+    *,
+    ready: Callable[[list[str]], None] | None = None,
+    reuse_port: bool = False,
+) -> int:
+    """Run the BSF until SIGTERM/SIGINT; return 0. ``ready`` gets the URLs once listening.
+
+    ``reuse_port``: bind with SO_REUSEPORT (one of several worker processes).
+    """
     bsf = open_bsf(cfg)
     server = BsfServer(bsf, purge_interval=cfg.purge_interval)
     stop = asyncio.Event()
@@ -347,7 +414,7 @@ async def run_bsf(cfg: BsfServerConfig, *, ready: Callable[[list[str]], None] | 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        urls = await server.start(cfg.listen)
+        urls = await server.start(cfg.listen, reuse_port=reuse_port)
         log.info("bsf listening", extra={"urls": " ".join(urls), "domain": cfg.bsf.domain})
         if ready is not None:
             ready(urls)
@@ -359,4 +426,5 @@ async def run_bsf(cfg: BsfServerConfig, *, ready: Callable[[list[str]], None] | 
         await server.close()
         bsf.hss.store.close()
         bsf.sessions.close()
+        bsf.challenges.close()
     return 0

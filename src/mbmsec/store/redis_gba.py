@@ -140,6 +140,13 @@ class _RedisBase:
         """A key in the IMPI's slot."""
         return f"{self.prefix}{{{_esc(impi)}}}:{suffix}"
 
+    def ping(self) -> None:
+        """Check that the server answers. Raises ConfigError (without the URL) when not."""
+        try:
+            self._r.ping()
+        except redis.RedisError as exc:
+            raise ConfigError(f"Redis store unreachable: {type(exc).__name__}") from None
+
     def flush(self) -> None:
         """Delete every key under the prefix (tests)."""
         pattern = "".join("\\" + ch if ch in "\\*?[]" else ch for ch in self.prefix) + "*"
