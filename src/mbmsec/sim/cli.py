@@ -8,7 +8,16 @@ the end, 1 otherwise.
 
 Scenario knobs: ``--loss`` (each way, every UE link), ``--bsf-outage START:END`` (seconds from
 the start; Ub and Zn down), ``--unreachable N:START:END`` (UE N cut off), ``--pcap FILE`` (every
-delivered datagram), ``--json`` (the summary as one JSON object).
+delivered datagram), ``--json`` (the summary as one JSON object), ``--spread S`` (window of the
+random delay before a UE's first request after a trigger; ``--no-jitter`` sets it and the
+retransmission jitter to 0, so simultaneous triggers become one burst).
+
+Plots: ``--plot FILE.svg`` draws four stacked panels (:mod:`.metrics`, :mod:`.plot`): UEs
+holding the current MSK/MTK, key requests per second (first attempts and retransmissions per
+profile), the key delivery latency CDF per profile, and the BM-SC's datagrams per second;
+``--csv FILE`` writes the same series (``series,t,value``). Series are counted per ``--bucket``
+seconds of virtual time. The summary names the fullest bucket of key requests
+(``request_peak``).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from ..errors import ConfigError
 from ..ue import events as ev
 from ..ue.retry import RetryPolicy
 from .engine import LinkProfile
+from .metrics import SimRecorder, figure
+from .plot import render_svg
 from .world import build_world, default_service, ue_addr
 
 __all__ = ["register", "run_sim"]
@@ -42,9 +53,22 @@ def run_sim(args: argparse.Namespace) -> dict[str, object]:
     """Run the scenario described by ``args``; return the summary."""
     if args.ues < 1 or not 0 <= args.loss < 1 or args.duration <= 0:
         raise ConfigError("need --ues >= 1, 0 <= --loss < 1, --duration > 0")
+    if not args.bucket > 0:
+        raise ConfigError("need --bucket > 0")
     start = 1_700_000_000.0
     svc = default_service(start, mtk_lifetime=args.mtk_period, msk_lifetime=args.msk_period)
-    retry = RetryPolicy(max_interval=args.max_interval, max_attempts=args.max_attempts)
+    timing: dict[str, float] = {}
+    if args.spread is not None:
+        timing["spread"] = args.spread
+    if args.no_jitter:
+        timing.update(spread=0.0, jitter_ratio=0.0)
+    retry = RetryPolicy(
+        max_interval=args.max_interval,
+        max_attempts=args.max_attempts,
+        **timing,
+    )
+    plotting = args.plot is not None or args.csv is not None
+    recorder = SimRecorder(start, args.bucket) if plotting else None
     world = build_world(
         args.ues,
         profile=args.profile,
@@ -53,16 +77,20 @@ def run_sim(args: argparse.Namespace) -> dict[str, object]:
         link=LinkProfile(loss=args.loss, delay=0.01, jitter=0.005),
         retry=retry,
         capture=args.pcap is not None,
+        recorder=recorder,
     )
     changes: list[tuple[float, str, int, bool]] = []  # (time, what, UE, up)
+    spans: list[tuple[float, float, str]] = []
     if args.bsf_outage:
         a, b = _span(args.bsf_outage, 2)
         changes += [(start + a, "bsf", -1, False), (start + b, "bsf", -1, True)]
+        spans.append((a, b, "BSF down"))
     for text in args.unreachable or []:
         n, a, b = _span(text, 3)
         if not 0 <= int(n) < args.ues:
             raise ConfigError(f"--unreachable names UE {int(n)}, there are {args.ues}")
         changes += [(start + a, "ue", int(n), False), (start + b, "ue", int(n), True)]
+        spans.append((a, b, f"UE {int(n)} cut off"))
     changes.sort()
     checks = []
     t = start + args.mtk_period / 2
@@ -80,6 +108,7 @@ def run_sim(args: argparse.Namespace) -> dict[str, object]:
         if not args.json:
             print(f"t={t - start:8.1f}s current {args.ues - len(stale):5d}/{args.ues}", flush=True)
         t += args.mtk_period
+    world.run_until(start + args.duration)
     counts: Counter[str] = Counter()
     causes: Counter[str] = Counter()
     for _, e in world.events:
@@ -90,6 +119,15 @@ def run_sim(args: argparse.Namespace) -> dict[str, object]:
             causes[e.cause_name] += 1
     if args.pcap is not None and world.pcap is not None:
         Path(args.pcap).write_bytes(world.pcap.getvalue())
+    if recorder is None:  # the request peak comes from the events alone
+        recorder = SimRecorder(start, args.bucket)
+        recorder.add_events(world.events, [ue.config.profile for ue in world.ues])
+    series = recorder.result(args.duration)
+    if args.plot is not None:
+        Path(args.plot).write_text(render_svg(figure(series, spans), *_titles(args, retry)))
+    if args.csv is not None:
+        Path(args.csv).write_text(series.to_csv())
+    peak_t, peak_n = series.peak_requests()
     s = world.sim.stats
     return {
         "ues": args.ues,
@@ -103,7 +141,21 @@ def run_sim(args: argparse.Namespace) -> dict[str, object]:
         "datagrams": {"sent": s.sent, "delivered": s.delivered, "lost": s.lost},
         "http": {"requests": s.http_requests, "failed": s.http_failed},
         "bmsc": dict(sorted(world.core.stats.items())),
+        "request_peak": {"t": peak_t, "requests": peak_n, "bucket": args.bucket},
     }
+
+
+def _titles(args: argparse.Namespace, retry: RetryPolicy) -> tuple[str, str]:
+    title = (
+        f"mbmsec sim: {args.ues} UEs ({args.profile}), loss {args.loss:g} each way, "
+        f"seed {args.seed}"
+    )
+    sub = (
+        f"MTK {args.mtk_period:g} s, MSK {args.msk_period:g} s; first request spread "
+        f"{retry.spread:g} s, retransmission jitter \u00b1{retry.jitter_ratio * 100:g}%, "
+        f"back-off cap {retry.max_interval:g} s; counts per {args.bucket:g} s of virtual time"
+    )
+    return title, sub
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -135,4 +187,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--unreachable", action="append", metavar="UE:START:END")
     p.add_argument("--pcap", help="write every delivered datagram to this pcap file")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument(
+        "--spread",
+        type=float,
+        help=f"window (s) of the random delay before a first request (default "
+        f"{RetryPolicy().spread:g})",
+    )
+    p.add_argument(
+        "--no-jitter",
+        action="store_true",
+        help="no random spread of first requests and no retransmission jitter",
+    )
+    p.add_argument("--plot", metavar="FILE.svg", help="write plots of the run (SVG)")
+    p.add_argument("--csv", metavar="FILE", help="write the plotted series (series,t,value)")
+    p.add_argument(
+        "--bucket", type=float, default=1.0, help="seconds per sample and count (default 1)"
+    )
     p.set_defaults(func=_run)

@@ -31,6 +31,7 @@ from ..ue.client import ServiceConfig, UeConfig, UeKeyClient
 from ..ue.events import UeEvent
 from ..ue.retry import RetryPolicy
 from .engine import Address, LinkProfile, Simulator
+from .metrics import SimRecorder
 
 BSF_DOMAIN = "bsf.sim.mbmsec.test"
 BMSC_FQDN = "bmsc.sim.mbmsec.test"
@@ -81,6 +82,7 @@ class World:
     ues: list[UeKeyClient] = field(default_factory=list)
     events: list[tuple[int, UeEvent]] = field(default_factory=list)
     pcap: PcapWriter | None = None
+    recorder: SimRecorder | None = None
 
     def set_bsf_up(self, up: bool) -> None:
         """Start or end a BSF outage (Ub and Zn)."""
@@ -94,12 +96,38 @@ class World:
             while (e := ue.next_event()) is not None:
                 new.append((i, e))
         self.events.extend(new)
+        if self.recorder is not None and new:
+            self.recorder.add_events(new, [ue.config.profile for ue in self.ues])
         return new
 
     def run_until(self, t: float) -> None:
-        """Advance the simulation to ``t`` and collect events."""
+        """Advance the simulation to ``t`` and collect events. With a :attr:`recorder`, stop at
+        each of its sample instants on the way to count the UEs holding the current keys."""
+        rec = self.recorder
+        while rec is not None and rec.next_sample <= t:
+            self.sim.run_until(rec.next_sample)
+            self.collect_events()
+            self.sample()
         self.sim.run_until(t)
         self.collect_events()
+
+    def sample(self) -> None:
+        """Give the recorder the UEs holding the MSK and the MTK the BM-SC uses now for the
+        first service."""
+        if self.recorder is None:
+            return
+        svc = self.services[0]
+        now = self.sim.now
+        mtk = self.core.scheduler.current_mtk(svc, now)
+        msk_n = mtk_n = 0
+        if mtk is not None:
+            for ue in self.ues:
+                if ue.keys.has_msk(mtk.msk):
+                    msk_n += 1
+                    if ue.srtp_key(mtk.msk, mtk.mtk_id) is not None:
+                        mtk_n += 1
+        msk_id = None if mtk is None else str(mtk.msk)
+        self.recorder.add_sample(now, len(self.ues), msk_n, mtk_n, msk_id)
 
     def is_current(self, i: int, service: ServiceRecord, now: float | None = None) -> bool:
         """True when UE ``i`` holds the MTK (and so the MSK) the BM-SC uses now for
@@ -143,12 +171,15 @@ def build_world(
     capture: bool = False,
     bmsc_config: dict[str, object] | None = None,
     ue_services: list[str] | None = None,
+    recorder: SimRecorder | None = None,
 ) -> World:
     """Build HSS + BSF, a BM-SC with ``services`` and ``n_ues`` UEs of ``profile`` (``compact``,
     ``3gpp`` or ``mixed``: even UEs compact, odd 3gpp). ``link`` applies to every UE's uplink
     and downlink. With ``capture`` every delivered datagram is written to :attr:`World.pcap`.
     ``ue_services`` lists the service IDs the UEs ask for (default: every service; an unknown
-    ID draws the BM-SC's "unknown service" cause).
+    ID draws the BM-SC's "unknown service" cause). With ``recorder`` the BM-SC's traffic, the
+    UE events and the UEs holding the current keys are recorded as time series
+    (:mod:`.metrics`).
     """
     sim = Simulator(seed=seed, start=start)
     subs = MemorySubscriberStore()
@@ -175,9 +206,13 @@ def build_world(
     for s in svcs:
         core.add_service(s, start)
     sim.add_http_server("bsf", bsf.handle)
-    sim.add_node(BMSC_ADDR, core)
-    sim.add_http_server("bmsc", core.handle_http, node=BMSC_ADDR)
-    world = World(sim, bsf, zn, core, svcs)
+    if recorder is None:
+        sim.add_node(BMSC_ADDR, core)
+        sim.add_http_server("bmsc", core.handle_http, node=BMSC_ADDR)
+    else:
+        sim.add_node(BMSC_ADDR, recorder.node(core))
+        sim.add_http_server("bmsc", recorder.http(core.handle_http), node=BMSC_ADDR)
+    world = World(sim, bsf, zn, core, svcs, recorder=recorder)
     if capture:
         pcap = PcapWriter()
         world.pcap = pcap
@@ -203,4 +238,6 @@ def build_world(
         sim.add_node(addr, ue, uplink=link, downlink=link)
         for s in svcs:
             sim.join((s.group_host, s.group_port), addr)
+    if recorder is not None:
+        recorder.add_profiles(ue.config.profile for ue in world.ues)
     return world
