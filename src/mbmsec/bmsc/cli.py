@@ -6,7 +6,11 @@ Config (TOML; every key optional except the Zn credentials)::
     fqdn = "bmsc.mbmsec.test"          # NAF FQDN: IDi of MSK messages, digest realm, NAF_Id
     udp = "127.0.0.1:2269"             # MIKEY port (compact requests, verifications, pushes)
     http = ["127.0.0.1:8081"]          # key management listeners (3GPP profile)
-    store = "bmsc.db"                  # SQLite store; omitted: in memory
+    store = "bmsc.db"                  # SQLite file, or "redis://host:port/db"; omitted: memory
+    redis_prefix = "mbmsec:bmsc:"      # key prefix in Redis
+    workers = 1                        # processes sharing the UDP/HTTP ports (SO_REUSEPORT)
+    leader = "auto"                    # auto | lease | static (see below)
+    leader_lease = 5.0                 # seconds: the leader's lease in the store
     multicast = "auto"                 # auto | on | off (off: unicast fan-out to each UE)
     multicast_interface = "127.0.0.1"
     multicast_ttl = 1
@@ -36,6 +40,12 @@ Config (TOML; every key optional except the Zn credentials)::
     allowed_users = []                 # IMPIs; empty = anyone the BSF's GUSS allows
     start = 0.0                        # time origin of the key schedule (POSIX seconds)
 
+``workers`` > 1 (or ``--workers N``) runs N worker processes supervised by this one
+(:mod:`mbmsec.net.workers`, docs/scale-out.md); they need a shared store (SQLite file or Redis).
+Leadership (key generation, MTK announcements, next-MSK pushes): ``static`` = this process,
+``lease`` = whoever holds the store's lease, ``auto`` = lease with several workers or a Redis
+store (other processes may share it), static otherwise.
+
 SIGTERM / SIGINT stop the server cleanly. Logs are JSON lines on stderr; they name key IDs and
 B-TIDs, never key bytes.
 """
@@ -44,12 +54,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
+import socket
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +70,18 @@ from ..logs import setup_json_logging
 from ..mbms.keys import key_domain_id
 from ..mikey.replay import ReplayConfig
 from ..net.http_bsf import parse_listen
-from ..store.bmsc_protocols import ServiceRecord
+from ..store.bmsc_protocols import BmscStore, ServiceRecord
 from .core import BmscConfig
 
-__all__ = ["BmscServerConfig", "ZnSettings", "load_bmsc_config", "register", "run_bmsc"]
+__all__ = [
+    "BmscServerConfig",
+    "ZnSettings",
+    "load_bmsc_config",
+    "open_bmsc_store",
+    "register",
+    "run_bmsc",
+    "uses_lease",
+]
 
 log = logging.getLogger("mbmsec.bmsc")
 
@@ -90,6 +110,35 @@ class BmscServerConfig:
     multicast_interface: str = "127.0.0.1"
     multicast_ttl: int = 1
     log_level: str = "info"
+    workers: int = 1
+    leader: str = "auto"
+    leader_lease: float = 5.0
+    redis_prefix: str = "mbmsec:bmsc:"
+
+
+def is_redis_url(store: str | None) -> bool:
+    """True when ``store`` names a Redis server rather than a SQLite file."""
+    return store is not None and store.startswith(("redis://", "rediss://", "unix://"))
+
+
+def uses_lease(cfg: BmscServerConfig) -> bool:
+    """True when leadership comes from the store's lease (see the module docstring)."""
+    if cfg.leader != "auto":
+        return cfg.leader == "lease"
+    return cfg.workers > 1 or is_redis_url(cfg.store)
+
+
+def open_bmsc_store(cfg: BmscServerConfig) -> BmscStore:
+    """The configured store: Redis, SQLite or (no ``store``) memory. Raises ConfigError."""
+    from ..store.bmsc_memory import MemoryBmscStore
+    from ..store.bmsc_sqlite import SqliteBmscStore
+
+    if is_redis_url(cfg.store):
+        from ..store.bmsc_redis import RedisBmscStore
+
+        assert cfg.store is not None
+        return RedisBmscStore(cfg.store, prefix=cfg.redis_prefix)
+    return SqliteBmscStore(cfg.store) if cfg.store else MemoryBmscStore()
 
 
 def _get(
@@ -170,7 +219,7 @@ def load_bmsc_config(text: str | None) -> BmscServerConfig:
         {
             "fqdn", "udp", "http", "store", "multicast", "multicast_interface",
             "multicast_ttl", "push_timeout", "push_retries", "nonce_lifetime", "replay_skew",
-            "log_level", "zn", "service",
+            "log_level", "zn", "service", "workers", "leader", "leader_lease", "redis_prefix",
         },
         "bmsc",
     )  # fmt: skip
@@ -209,6 +258,13 @@ def load_bmsc_config(text: str | None) -> BmscServerConfig:
         nonce_lifetime=float(_get(raw, "nonce_lifetime", (int, float), 300.0, "bmsc")),
     )
     http = tuple(parse_listen(h) for h in _get(raw, "http", list, ["127.0.0.1:8081"], "bmsc"))
+    workers = int(_get(raw, "workers", int, 1, "bmsc"))
+    leader = _get(raw, "leader", str, "auto", "bmsc")
+    if leader not in ("auto", "lease", "static"):
+        raise ConfigError("bmsc.leader must be auto, lease or static")
+    leader_lease = float(_get(raw, "leader_lease", (int, float), 5.0, "bmsc"))
+    if leader_lease <= 0:
+        raise ConfigError("bmsc.leader_lease must be positive")
     return BmscServerConfig(
         core=core,
         zn=zn,
@@ -220,7 +276,18 @@ def load_bmsc_config(text: str | None) -> BmscServerConfig:
         multicast_interface=_get(raw, "multicast_interface", str, "127.0.0.1", "bmsc"),
         multicast_ttl=int(_get(raw, "multicast_ttl", int, 1, "bmsc")),
         log_level=level,
+        workers=check_workers(workers),
+        leader=leader,
+        leader_lease=leader_lease,
+        redis_prefix=_get(raw, "redis_prefix", str, "mbmsec:bmsc:", "bmsc"),
     )
+
+
+def check_workers(n: int) -> int:
+    """``n`` if it is a sane worker count (1..256); raise ConfigError otherwise."""
+    if not 1 <= n <= 256:
+        raise ConfigError("bmsc.workers must be 1..256")
+    return n
 
 
 async def run_bmsc(
@@ -228,22 +295,31 @@ async def run_bmsc(
     *,
     ready: Callable[[str, list[str]], None] | None = None,
     rng: Callable[[int], bytes] = os.urandom,
+    worker: int | None = None,
+    nonce_secret: bytes | None = None,
 ) -> int:
-    """Run the BM-SC until SIGTERM/SIGINT; return 0. ``ready(udp, urls)`` once listening."""
+    """Run the BM-SC until SIGTERM/SIGINT; return 0. ``ready(udp, urls)`` once listening.
+
+    ``worker``: this process is worker ``worker`` of ``--workers`` (ports shared with
+    SO_REUSEPORT, ``worker`` label on metrics and logs); ``nonce_secret``: the digest nonce key
+    all workers share."""
     import time
 
     from ..net.bmsc_server import BmscServer
     from ..net.gba_client import ZnClient
     from ..net.multicast import choose_mode
-    from ..store.bmsc_memory import MemoryBmscStore
-    from ..store.bmsc_protocols import BmscStore
-    from ..store.bmsc_sqlite import SqliteBmscStore
     from .core import BmscCore
     from .zn import ZnAnswerCache
 
-    store: BmscStore = SqliteBmscStore(cfg.store) if cfg.store else MemoryBmscStore()
+    core_cfg = cfg.core
+    if uses_lease(cfg):
+        wid = f"{socket.gethostname()}/{os.getpid()}" + ("" if worker is None else f"/w{worker}")
+        core_cfg = replace(core_cfg, leader_lease=cfg.leader_lease, worker_id=wid)
+    if nonce_secret is not None:
+        core_cfg = replace(core_cfg, nonce_secret=nonce_secret)
+    store = open_bmsc_store(cfg)
     cache = ZnAnswerCache()
-    core = BmscCore(cfg.core, store, cache, rng)
+    core = BmscCore(core_cfg, store, cache, rng)
     now = time.time()
     for svc in cfg.services:
         core.add_service(svc, now)
@@ -256,13 +332,14 @@ async def run_bmsc(
         multicast=multicast,
         multicast_interface=cfg.multicast_interface,
         multicast_ttl=cfg.multicast_ttl,
+        worker=None if worker is None else str(worker),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await server.start(cfg.udp, cfg.http)
+        await server.start(cfg.udp, cfg.http, reuse_port=worker is not None)
         udp = f"{server.udp_address[0]}:{server.udp_address[1]}" if server.udp_address else ""
         log.info(
             "bmsc listening",
@@ -272,28 +349,48 @@ async def run_bmsc(
                 "fqdn": cfg.core.fqdn,
                 "multicast": multicast,
                 "services": " ".join(s.service_id for s in cfg.services),
+                "worker": "" if worker is None else str(worker),
+                "pid": os.getpid(),
             },
         )
         if ready is not None:
             ready(udp, server.urls)
         await stop.wait()
-        log.info("bmsc stopping")
+        log.info(
+            "bmsc stopping",
+            extra={
+                "worker": "" if worker is None else str(worker),
+                "pid": os.getpid(),
+                "leader": core.leader,
+                "stats": json.dumps(dict(sorted(core.stats.items()))),
+            },
+        )
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await server.close()
-        store.close()
+        try:
+            core.release_leadership()  # the next leader need not wait for the lease to end
+        finally:
+            store.close()
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     text = Path(args.config).read_text(encoding="utf-8") if args.config else None
     cfg = load_bmsc_config(text)
-    setup_json_logging(args.log_level or cfg.log_level.upper())
+    if args.workers is not None:
+        cfg = replace(cfg, workers=check_workers(args.workers))
+    level = args.log_level or cfg.log_level.upper()
+    setup_json_logging(level)
 
     def ready(udp: str, urls: list[str]) -> None:
         print(f"bmsc udp {udp} http {' '.join(urls)}", flush=True)
 
+    if cfg.workers > 1:
+        from ..net.workers import supervise
+
+        return supervise(cfg, ready=ready, log_level=level)
     return asyncio.run(run_bmsc(cfg, ready=ready))
 
 
@@ -302,4 +399,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("bmsc", help="run the BM-SC key server")
     p.add_argument("--config", help="TOML config file (see docs)")
     p.add_argument("--log-level", help="override bmsc.log_level (DEBUG, INFO, ...)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="override bmsc.workers: N processes on the same ports sharing the store",
+    )
     p.set_defaults(func=_run)

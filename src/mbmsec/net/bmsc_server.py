@@ -13,7 +13,11 @@
   runs the datagrams parked for them. HTTP requests prefetch their B-TID before the core sees
   them, so a first request is answered in one go.
 - **HTTP**: ``POST /keymanagement`` goes to ``core.handle_http``; ``GET /metrics`` shows the
-  core's counters in the Prometheus text format.
+  core's counters in the Prometheus text format (labelled ``worker="k"`` under
+  ``--workers``, plus ``mbmsec_bmsc_leader``).
+- **Workers** (:mod:`.workers`): with ``reuse_port`` the UDP socket and the HTTP listeners set
+  ``SO_REUSEPORT``, so N processes share one port; the kernel spreads datagrams and
+  connections over them by 4-tuple hash.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 
 import aiohttp
+import redis
 from aiohttp import web
 
 from ..bmsc.core import BmscCore, DeliveryConfirmed
@@ -74,6 +81,7 @@ class BmscServer:
         multicast_ttl: int = 1,
         gba_u_aware: bool = True,
         clock: Callable[[], float] = time.time,
+        worker: str | None = None,
     ) -> None:
         self.core = core
         self.naf_id = naf_id(core.config.fqdn, UA_MBMS)
@@ -84,6 +92,7 @@ class BmscServer:
         self.multicast_interface = multicast_interface
         self.multicast_ttl = multicast_ttl
         self._clock = clock
+        self.worker = worker  # metrics label and log field under --workers
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -103,12 +112,19 @@ class BmscServer:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, udp: Addr, http: tuple[Addr, ...]) -> None:
-        """Bind the MIKEY UDP socket and the HTTP listeners (port 0: any free port)."""
+    async def start(self, udp: Addr, http: tuple[Addr, ...], *, reuse_port: bool = False) -> None:
+        """Bind the MIKEY UDP socket and the HTTP listeners (port 0: any free port); with
+        ``reuse_port`` (workers) they join the ports' SO_REUSEPORT groups."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(udp)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind(udp)
+        except OSError:
+            sock.close()
+            raise
         if self.members.multicast:
             configure_sender(sock, self.multicast_interface, self.multicast_ttl)
         transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=sock)
@@ -118,7 +134,10 @@ class BmscServer:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         for h, p in http:
-            await web.TCPSite(self._runner, h, p, reuse_address=True).start()
+            site = web.TCPSite(
+                self._runner, h, p, reuse_address=True, reuse_port=reuse_port or None
+            )
+            await site.start()
         for addr in self._runner.addresses:
             self.urls.append(f"http://{addr[0]}:{addr[1]}")
         self._after()
@@ -237,7 +256,20 @@ class BmscServer:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.core.handle_timer(self._clock())
+        was_leader = self.core.leader
+        try:
+            self.core.handle_timer(self._clock())
+        except (OSError, sqlite3.Error, redis.RedisError, MbmsecError) as exc:
+            # a store outage must not stop the timer for good: try again in a second
+            log.error("bmsc timer failed", extra={"error": type(exc).__name__, "detail": str(exc)})
+            self._flush()
+            self._timer = asyncio.get_running_loop().call_later(1.0, self._on_timer)
+            return
+        if self.core.leader != was_leader:
+            log.info(
+                "leader acquired" if self.core.leader else "leader lost",
+                extra={"worker": self.worker or "", "pid": os.getpid()},
+            )
         self._refresh_members()
         self._after()
 
@@ -296,8 +328,9 @@ class BmscServer:
         return out
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        lines = []
+        label = "" if self.worker is None else f'{{worker="{self.worker}"}}'
+        lines = [f"mbmsec_bmsc_leader{label} {int(self.core.leader)}"]
         for name, value in sorted(self.core.stats.items()):
             metric = "mbmsec_bmsc_" + "".join(c if c.isalnum() else "_" for c in name)
-            lines.append(f"{metric}_total {value}")
+            lines.append(f"{metric}_total{label} {value}")
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
