@@ -1,0 +1,91 @@
+"""``mbmsec bmsc --workers``: config keys, leadership mode, and the refusals that happen before
+any worker starts (no shared store, port held by a foreign socket, bad counts), each one line
+with exit status 2; port 0 resolution for the whole worker group."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mbmsec.bmsc.cli import load_bmsc_config, open_bmsc_store, uses_lease
+from mbmsec.errors import ConfigError
+from mbmsec.net.workers import resolve_ports
+from mbmsec.store.bmsc_memory import MemoryBmscStore
+from mbmsec.store.bmsc_sqlite import SqliteBmscStore
+
+BASE = """
+[bmsc.zn]
+url = "http://127.0.0.1:1"
+user = "bmsc"
+token = "t"
+[[bmsc.service]]
+id = "urn:tv"
+"""
+
+
+def cfg(extra: str) -> str:
+    return "[bmsc]\n" + extra + "\n" + BASE
+
+
+def test_worker_keys_and_leadership_mode(tmp_path: Path) -> None:
+    c = load_bmsc_config(BASE)
+    assert (c.workers, c.leader, c.leader_lease) == (1, "auto", 5.0)
+    assert not uses_lease(c)  # one process, no shared store: static leader
+    assert isinstance(open_bmsc_store(c), MemoryBmscStore)
+    c = load_bmsc_config(cfg(f'workers = 4\nleader_lease = 2\nstore = "{tmp_path / "b.db"}"'))
+    assert (c.workers, c.leader_lease) == (4, 2.0) and uses_lease(c)
+    s = open_bmsc_store(c)
+    assert isinstance(s, SqliteBmscStore)
+    s.close()
+    c = load_bmsc_config(cfg('store = "redis://127.0.0.1:6399/0"\nredis_prefix = "x:"'))
+    assert c.workers == 1 and uses_lease(c)  # Redis: other processes may share it
+    assert not uses_lease(load_bmsc_config(cfg('workers = 3\nleader = "static"')))
+    assert uses_lease(load_bmsc_config(cfg('leader = "lease"')))
+    for bad in ("workers = 0", "workers = 1000", 'workers = "2"', 'leader = "me"'):
+        with pytest.raises(ConfigError):
+            load_bmsc_config(cfg(bad))
+    with pytest.raises(ConfigError):
+        load_bmsc_config(cfg("leader_lease = 0"))
+
+
+def test_port_zero_becomes_one_port_for_all_workers() -> None:
+    udp, http = resolve_ports(("127.0.0.1", 0), (("127.0.0.1", 0),))
+    assert udp[1] > 0 and http[0][1] > 0
+    # the resolved ports are free for a SO_REUSEPORT group: two sockets bind the same one
+    socks = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(udp)
+        socks.append(s)
+    for s in socks:
+        s.close()
+
+
+def run_cli(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "b.toml").write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "mbmsec.cli", "bmsc", "--config", str(tmp_path / "b.toml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.timeout(120)
+def test_refusals_before_any_worker_starts(tmp_path: Path) -> None:
+    r = run_cli(tmp_path, BASE, "--workers", "2")  # memory store: nothing to share
+    assert r.returncode == 2 and "shared store" in r.stderr and "worker started" not in r.stderr
+    r = run_cli(tmp_path, BASE, "--workers", "0")
+    assert r.returncode == 2 and "workers" in r.stderr
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:  # no SO_REUSEPORT
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        text = cfg(f'udp = "127.0.0.1:{port}"\nstore = "{tmp_path / "b.db"}"\nworkers = 2')
+        r = run_cli(tmp_path, text)
+    assert r.returncode == 2 and "in use" in r.stderr and "worker started" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2
