@@ -386,7 +386,7 @@ def figure(
     peak_t, peak_n = series.peak_requests()
     requests = Panel(
         key="requests",
-        title="Key requests sent per second (compact datagrams, 3GPP HTTP requests)",
+        title="Key requests sent per second (compact: datagrams; 3GPP: HTTP exchanges)",
         x_label="virtual time (s)",
         y_label="requests/s",
         series=tuple(req),
