@@ -219,6 +219,7 @@ msk_lead = 30.0
 mtk_lead = 0.5
 announce_interval = 0.25
 verification = true
+start = {time.time() - 10.0}
 """
         )
         bmsc = Proc.start(mbmsec("bmsc", "--config", str(tmp_path / "bmsc.toml"), "--workers", "2"))

@@ -25,13 +25,12 @@ check is silent (no oracle, no reflection of unauthenticated input):
    than ``response_bound`` times the request is cut to one MSK, else dropped.
 
 No per-request state is kept except the replay cache (and datagrams parked during a Zn
-lookup). 3GPP pushes (:meth:`_push`) are MSK messages under the MUK with a per-MUK COUNTER and
-the V bit; the push is resent with a fresh COUNTER and CSB ID until its verification message
-arrives (``push_retries``), and a delivery record (with the message) is kept in the store, so
-the verification message may reach any worker sharing the store: a worker that did not send the
-push finds the record by IDr (B-TID) and CSB ID, checks the MAC and confirms it there; the
-sender then stops retrying. MTK messages go to each service's group on every MTK change (and
-``mtk_lead`` before it) and every ``announce_interval``.
+lookup). 3GPP pushes (:mod:`.pushes`) are MSK messages under the MUK with a per-MUK COUNTER
+and the V bit; the push is resent with a fresh COUNTER and CSB ID until its verification
+message arrives (``push_retries``), and a delivery record (with the message) is kept in the
+store, so the verification message may reach any worker sharing the store. MTK messages go to
+each service's group on every MTK change (and ``mtk_lead`` before it) and every
+``announce_interval``.
 
 Leadership: key generation, MTK announcements and next-MSK pushes run in the leader only:
 ``BmscConfig.leader`` (static), or with ``leader_lease`` > 0 whoever holds the store's lease
@@ -40,7 +39,6 @@ Leadership: key generation, MTK announcements and next-MSK pushes run in the lea
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -69,29 +67,23 @@ from ..mbms.compact import (
 from ..mbms.keys import GbaMode, MukId, derive_mbms_user_keys
 from ..mbms.messages import (
     MIKEY_PORT,
-    MSG_OPTIONS,
     RAND_LEN,
     MskKey,
     MtkKey,
-    build_msk_message,
     build_mtk_message,
-    check_msk_verification,
 )
-from ..mikey.codec import decode_message
-from ..mikey.constants import DataType, TsType
-from ..mikey.payloads import IdPayload, Timestamp
+from ..mikey.constants import DataType
 from ..mikey.prf import Prf
 from ..mikey.replay import ReplayConfig, ReplayGuard
 from ..store.bmsc_protocols import (
     BmscStore,
-    DeliveryRecord,
     MskRecord,
     Registration,
     ServiceRecord,
     counter_name_msk,
-    counter_name_muk,
 )
 from .leadership import LeaderLease
+from .pushes import DeliveryConfirmed, MskPushes, PushAbandoned
 from .scheduler import KeyScheduler
 from .zn import ZnLookup, ZnPendingError
 
@@ -151,35 +143,6 @@ class UserKeys:
     gba_u: bool
 
 
-@dataclass(frozen=True)
-class DeliveryConfirmed:
-    """Event: a UE confirmed an MSK push with a valid verification message."""
-
-    btid: str
-    impi: str
-    msk: MskRecord
-    csb_id: int
-
-
-@dataclass(frozen=True)
-class PushAbandoned:
-    """Event: an MSK push got no verification after all retries."""
-
-    btid: str
-    impi: str
-    msk: MskRecord
-
-
-@dataclass
-class _Push:
-    user: UserKeys
-    msk: MskRecord
-    addr: Addr
-    message: bytes
-    deadline: float
-    retries_left: int
-
-
 class BmscCore:
     """The BM-SC (see the module docstring)."""
 
@@ -204,12 +167,10 @@ class BmscCore:
         self._users: OrderedDict[str, UserKeys] = OrderedDict()
         self._out: deque[tuple[bytes, Addr]] = deque()
         self._events: deque[DeliveryConfirmed | PushAbandoned] = deque()
-        self._outstanding: OrderedDict[int, _Push] = OrderedDict()
         self._parked: dict[str, list[tuple[bytes, Addr, float]]] = {}
         # services loaded from the store are due at once (first handle_timer catches up)
         self._announce_at: dict[str, float] = {s.service_id: 0.0 for s in self.scheduler.services()}
-        self._offered: set[tuple[str, int]] = set()  # (service, MSK index) pushed to registrations
-        self._push_queue: list[tuple[float, str, str]] = []  # (when, impi, service_id)
+        self.pushes = MskPushes(self)
         self._next_purge = 0.0  # first handle_timer purges and arms the periodic tasks
         self.stats: dict[str, int] = {}
         from .http_handler import HttpKeyManagement
@@ -228,8 +189,7 @@ class BmscCore:
         if leader == self._leader:
             return
         self._leader = self.scheduler.leader = leader
-        self._offered.clear()
-        self._push_queue.clear()
+        self.pushes.reset_offers()
         if leader:  # fresh COUNTER blocks: another leader may have sent from later ones
             for svc in self.scheduler.services():
                 for m in self.store.msks_for_service(svc.service_id):
@@ -319,7 +279,7 @@ class BmscCore:
         """Process one datagram on the MIKEY port and return the immediate answers (see the
         module docstring). Never raises for bad input."""
         if len(data) >= 2 and data[0] == 1 and data[1] == DataType.PSK_VERIFY:
-            self._on_verification(data, addr, now)
+            self.pushes.on_verification(data, addr, now)
             return []
         try:
             req = parse_key_request(data)
@@ -418,63 +378,7 @@ class BmscCore:
         for data, addr, _ in self._parked.pop(btid, []):
             self.receive_datagram(data, addr, now)
 
-    def _on_verification(self, data: bytes, addr: Addr, now: float) -> None:
-        if len(data) < 8:
-            return
-        csb_id = int.from_bytes(data[4:8], "big")
-        push = self._outstanding.get(csb_id)
-        if push is None:
-            self._on_foreign_verification(data, csb_id, addr, now)
-            return
-        try:
-            check_msk_verification(data, push.message, push.user.muk_prf, self.muk_id(push.user))
-        except (DecodeError, AuthError):
-            self._count("verification.bad")
-            return
-        del self._outstanding[csb_id]
-        self.store.confirm_delivery(push.user.btid, csb_id, now)
-        self._events.append(DeliveryConfirmed(push.user.btid, push.user.impi, push.msk, csb_id))
-        self._count("verification.ok")
-
-    def _on_foreign_verification(self, data: bytes, csb_id: int, addr: Addr, now: float) -> None:
-        """A verification message for a push this worker did not send (another worker sharing
-        the store did): find the delivery record by IDr (the B-TID) and CSB ID, check the MAC
-        against the stored MSK message, confirm it in the store (RFC 3830 §5.4: only for a CSB
-        ID outstanding at the BM-SC)."""
-        try:
-            ids = decode_message(data, MSG_OPTIONS).find_all(IdPayload)
-        except DecodeError:
-            self._count("verification.bad")
-            return
-        if len(ids) != 1:
-            self._count("verification.unsolicited")
-            return
-        btid = ids[0].data.decode("utf-8", "replace")
-        rec = self.store.get_delivery(btid, csb_id)
-        if rec is None or rec.message is None or rec.confirmed_at is not None:
-            self._count("verification.unsolicited")
-            return
-        try:
-            user = self.user_keys(btid, now)
-        except ZnPendingError:
-            self._park(btid, data, addr, now)
-            return
-        except (BtidUnknownError, BsfUnreachableError):
-            self._count("verification.no_user_keys")
-            return
-        try:
-            check_msk_verification(data, rec.message, user.muk_prf, self.muk_id(user))
-        except (DecodeError, AuthError):
-            self._count("verification.bad")
-            return
-        if not self.store.confirm_delivery(btid, csb_id, now):
-            return
-        msk = self.scheduler.msk_for_ref(rec.msk)
-        if msk is not None:
-            self._events.append(DeliveryConfirmed(btid, user.impi, msk, csb_id))
-        self._count("verification.ok")
-
-    # --- MSK pushes (3GPP profile) ---------------------------------------------------------------
+    # --- MSK pushes (3GPP profile, :mod:`.pushes`) ----------------------------------------------
 
     def push_msk(
         self,
@@ -488,105 +392,14 @@ class BmscCore:
         """Queue an MSK message for ``user`` (per-MUK COUNTER reserved durably first); with
         ``verify`` the V bit is set and the push is resent (``retries`` times, default
         ``push_retries``) until its verification message arrives."""
-        counter = self.scheduler.next_counter(
-            counter_name_muk(user.btid), self.config.muk_counter_block
-        )
-        csb_id = int.from_bytes(self.rng(4), "big")
-        while csb_id in self._outstanding:
-            csb_id = int.from_bytes(self.rng(4), "big")
-        key = MskKey(msk.ref, msk.key, msk.mtk_id_first, msk.mtk_id_last)
-        data = build_msk_message(
-            [key],
-            user.muk_prf,
-            self.muk_id(user),
-            Timestamp(TsType.COUNTER, counter),
-            csb_id=csb_id,
-            rand=self.rng(RAND_LEN),
-            v=verify,
-        )
-        self.store.put_delivery(
-            DeliveryRecord(
-                user.btid,
-                csb_id,
-                msk.ref,
-                counter,
-                now,
-                user.impi,
-                message=data if verify else None,
-            )
-        )
-        if verify:
-            left = self.config.push_retries if retries is None else retries
-            self._outstanding[csb_id] = _Push(
-                user, msk, addr, data, now + self.config.push_timeout, left
-            )
-            while len(self._outstanding) > self.config.max_outstanding:
-                self._outstanding.popitem(last=False)
-        self._out.append((data, addr))
-        self._count("push.sent")
-
-    def _retry_pushes(self, now: float) -> None:
-        for csb_id, p in list(self._outstanding.items()):
-            if p.deadline > now:
-                continue
-            del self._outstanding[csb_id]
-            rec = self.store.get_delivery(p.user.btid, csb_id)
-            if rec is not None and rec.confirmed_at is not None:
-                self._count("push.confirmed_elsewhere")  # the verification reached a peer
-                continue
-            if p.retries_left <= 0:
-                self._events.append(PushAbandoned(p.user.btid, p.user.impi, p.msk))
-                continue
-            self._count("push.retry")
-            self.push_msk(p.user, p.msk, p.addr, now, True, p.retries_left - 1)
-
-    def _offer_next_msks(self, now: float) -> None:
-        """Leader: when a service's next MSK becomes available, schedule pushes of it to every
-        registration, spread over a tenth of the lead time (with a lease: every registration
-        whose B-TID has no delivery record of it yet)."""
-        for svc in self.scheduler.services():
-            nxt = self.scheduler.next_msk(svc, now)
-            if nxt is None:
-                continue
-            idx = self.scheduler.msk_index(svc, nxt.valid_from)
-            if (svc.service_id, idx) in self._offered:
-                continue
-            self._offered.add((svc.service_id, idx))
-            spread = svc.msk_lead_s / 10
-            have: set[str] = set()
-            if self.lease is not None:  # a new leader: skip UEs a previous leader served
-                have = {d.btid for d in self.store.deliveries_for_msk(nxt.ref)}
-            for reg in self.store.registrations_for_service(svc.service_id):
-                if reg.btid in have:
-                    continue
-                jitter = int.from_bytes(self.rng(2), "big") / 65536 * spread
-                heapq.heappush(self._push_queue, (now + jitter, reg.impi, svc.service_id))
-
-    def _run_push_queue(self, now: float) -> None:
-        while self._push_queue and self._push_queue[0][0] <= now:
-            _, impi, service_id = heapq.heappop(self._push_queue)
-            reg = self.store.get_registration(impi, service_id)
-            svc = self.scheduler.service(service_id)
-            if reg is None or svc is None:
-                continue
-            self.deliver_to_registration(reg, svc, now, only_next=True)
+        self.pushes.push(user, msk, addr, now, verify, retries)
 
     def deliver_to_registration(
         self, reg: Registration, svc: ServiceRecord, now: float, *, only_next: bool = False
     ) -> int:
         """Push the offered MSKs (or only the next one) to a registered UE. Returns how many
         pushes were queued (0 when its B-TID has no keys any more)."""
-        try:
-            user = self.user_keys(reg.btid, now)
-        except (BtidUnknownError, BsfUnreachableError, ZnPendingError):
-            self._count("push.no_user_keys")
-            return 0
-        msks = self.offer(svc, now)
-        if only_next:
-            msks = msks[1:]
-        for m in msks:
-            self.push_msk(user, m, (reg.push_host, reg.push_port), now, svc.verification)
-        return len(msks)
+        return self.pushes.deliver_to_registration(reg, svc, now, only_next=only_next)
 
     # --- MTK announcements -----------------------------------------------------------------------
 
@@ -628,9 +441,7 @@ class BmscCore:
         cands = list(self._announce_at.values()) if self._leader else []
         if self.lease is not None:
             cands.append(self.lease.deadline())
-        cands += [p.deadline for p in self._outstanding.values()]
-        if self._push_queue:
-            cands.append(self._push_queue[0][0])
+        cands += self.pushes.deadlines()
         cands += [q[0][2] + self.config.park_timeout for q in self._parked.values() if q]
         cands.append(self._next_purge)
         return min(cands) if cands else None
@@ -648,9 +459,9 @@ class BmscCore:
         for sid in [s for s in self._announce_at if self.scheduler.service(s) is None]:
             del self._announce_at[sid]
         if self._leader:  # one process pushes next MSKs to registrations
-            self._offer_next_msks(now)
-        self._run_push_queue(now)
-        self._retry_pushes(now)
+            self.pushes.offer_next_msks(now)
+        self.pushes.run_queue(now)
+        self.pushes.retry(now)
         if self._leader:  # one process announces MTKs (COUNTERs stay in order)
             self._announce(now)
         for btid in [
@@ -659,12 +470,8 @@ class BmscCore:
             del self._parked[btid]  # the Zn answer never came
         if now >= self._next_purge:
             self.scheduler.purge(now)
-            self._offered = {(sid, i) for sid, i in self._offered if self._still_due(sid, i, now)}
+            self.pushes.prune_offers(now)
             self._next_purge = now + self.config.purge_interval
-
-    def _still_due(self, service_id: str, msk_index: int, now: float) -> bool:
-        svc = self.scheduler.service(service_id)
-        return svc is not None and msk_index >= self.scheduler.msk_index(svc, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         """Everything queued for the network (answers, pushes, MTK messages), in order."""
