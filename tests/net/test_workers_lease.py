@@ -94,6 +94,27 @@ def test_lease_take_renew_refuse_expire_release(where: tuple[str, str]) -> None:
         s.close()
 
 
+def test_fanout_members_shared_through_the_store(where: tuple[str, str]) -> None:
+    kind, loc = where
+    a = _open(kind, loc)
+    b = a if kind == "memory" else _open(kind, loc)
+    g = "239.1.1.1:5001"
+    a.add_group_members(g, {"10.0.0.1:4000": 200.0, "10.0.0.2:4000": 150.0})
+    b.add_group_members(g, {"10.0.0.1:4000": 120.0, "10.0.0.3:4000": 300.0})  # earlier end
+    b.add_group_members("239.1.1.2:5002", {"10.0.0.9:4000": 300.0})
+    assert a.group_members(g, 100.0) == {
+        "10.0.0.1:4000": 200.0,  # a renewal never shortens a lease
+        "10.0.0.2:4000": 150.0,
+        "10.0.0.3:4000": 300.0,
+    }
+    assert b.group_members(g, 160.0) == {"10.0.0.1:4000": 200.0, "10.0.0.3:4000": 300.0}
+    assert a.group_members("239.9.9.9:1", 0.0) == {}
+    a.purge_keys(250.0)  # may drop memberships that ended before 250
+    assert b.group_members(g, 250.0) == {"10.0.0.3:4000": 300.0}
+    for s in {id(a): a, id(b): b}.values():
+        s.close()
+
+
 def test_lease_view_margin_and_release() -> None:
     store = MemoryBmscStore()
     with pytest.raises(ConfigError):

@@ -172,10 +172,21 @@ def _redis_url() -> str:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """BSF + ``mbmsec bmsc --workers 2`` sending MTK messages by multicast."""
     if not probe_loopback_multicast():
-        pytest.skip("no loopback multicast on this host (fan-out with workers: see scale-out)")
+        pytest.skip("no loopback multicast on this host (the fan-out test covers workers)")
+    yield from start_env(str(request.param), tmp_path, "on")
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def fanout_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """BSF + ``mbmsec bmsc --workers 2`` with unicast fan-out of MTK messages."""
+    yield from start_env(str(request.param), tmp_path, "off")
+
+
+def start_env(kind: str, tmp_path: Path, multicast: str) -> Iterator[Env]:
     prefix = f"mbmsec-test:{uuid.uuid4().hex}:"
-    store = str(tmp_path / "bmsc.db") if request.param == "sqlite" else _redis_url()
+    store = str(tmp_path / "bmsc.db") if kind == "sqlite" else _redis_url()
     db = tmp_path / "gba.db"
     for i, impi in enumerate(USERS):
         subprocess.run(
@@ -201,7 +212,7 @@ http = ["127.0.0.1:0"]
 store = "{store}"
 redis_prefix = "{prefix}"
 push_timeout = 1.0
-multicast = "on"
+multicast = "{multicast}"
 leader_lease = {LEASE}
 workers = 3
 [bmsc.zn]
@@ -229,7 +240,7 @@ start = {time.time() - 10.0}
         yield Env(tmp_path, bsf_url, bmsc, (host, int(port)), http, group_port, store, prefix)
     finally:
         codes = [p.stop() for p in reversed(procs)]
-        if request.param == "redis":
+        if kind == "redis":
             from mbmsec.store.bmsc_redis import RedisBmscStore
 
             RedisBmscStore(store, prefix=prefix).flush()
@@ -485,3 +496,31 @@ def test_leader_killed_another_worker_takes_over(env: Env) -> None:
         group.close()
     assert bmsc.stop() == 0
     assert set(_stop_stats(env)) == {"1", "2"}
+
+
+@pytest.mark.timeout(180)
+def test_fanout_reaches_ues_answered_by_a_follower(fanout_env: Env) -> None:
+    """Unicast fan-out: the leader sends MTK messages to UEs whose compact requests another
+    worker answered (leases shared through the store in batches)."""
+    env = fanout_env
+    ues = compact_ues(env, 1)
+    socks = udp_sockets(12)
+    try:
+        msks = get_keys(env, ues, socks[:1])
+        metrics = worker_metrics(env)
+        (leader,) = [w for w, m in metrics.items() if m.get("mbmsec_bmsc_leader") == 1]
+        follower_socks = [s for s in socks[1:] if which_worker(env, ues[0], s) != leader][:2]
+        assert follower_socks, "no source port mapped to the follower"
+        for s in socks:  # drain what arrived during the mapping
+            while select.select([s], [], [], 0)[0]:
+                s.recv(4096)
+        mtks = MtkLog({i: m.key for i, m in msks.items()})
+        for m in msks.values():
+            mtks.ue.install(m)
+        mtks.collect(follower_socks[0], 3.0)  # MTK copies to the follower-answered UE
+        assert len(mtks.seen) >= 3 and mtks.accepted
+        mtks.check()
+    finally:
+        for s in socks:
+            s.close()
+    assert env.bmsc.stop() == 0

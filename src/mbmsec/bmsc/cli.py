@@ -333,6 +333,7 @@ async def run_bmsc(
         multicast_interface=cfg.multicast_interface,
         multicast_ttl=cfg.multicast_ttl,
         worker=None if worker is None else str(worker),
+        share_members=uses_lease(cfg),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -17,7 +17,10 @@
   ``--workers``, plus ``mbmsec_bmsc_leader``).
 - **Workers** (:mod:`.workers`): with ``reuse_port`` the UDP socket and the HTTP listeners set
   ``SO_REUSEPORT``, so N processes share one port; the kernel spreads datagrams and
-  connections over them by 4-tuple hash.
+  connections over them by 4-tuple hash. With ``share_members`` (unicast fan-out among
+  workers) each worker writes the fan-out leases it grants to the store in batches (at most
+  one write per ``MEMBER_FLUSH`` seconds, never per datagram) and the leader reads them back
+  on its timer, so a UE answered by any worker gets the leader's MTK messages.
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ log = logging.getLogger("mbmsec.net.bmsc")
 Addr = tuple[str, int]
 MAX_BODY = 16384
 MAX_MEMBERS = 100_000
+MEMBER_FLUSH = 1.0
+STORE_ERRORS = (OSError, sqlite3.Error, redis.RedisError, MbmsecError)
+
+
+def _addr_key(addr: Addr) -> str:
+    return f"{addr[0]}:{addr[1]}"
+
+
+def _parse_addr(text: str) -> Addr | None:
+    host, _, port = text.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -82,6 +96,7 @@ class BmscServer:
         gba_u_aware: bool = True,
         clock: Callable[[], float] = time.time,
         worker: str | None = None,
+        share_members: bool = False,
     ) -> None:
         self.core = core
         self.naf_id = naf_id(core.config.fqdn, UA_MBMS)
@@ -93,6 +108,9 @@ class BmscServer:
         self.multicast_ttl = multicast_ttl
         self._clock = clock
         self.worker = worker  # metrics label and log field under --workers
+        self.share_members = share_members and not multicast
+        self._member_buf: dict[str, dict[str, float]] = {}
+        self._member_flush: asyncio.TimerHandle | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -143,9 +161,11 @@ class BmscServer:
         self._after()
 
     async def close(self) -> None:
-        """Stop the timer, the Zn tasks and the listeners."""
+        """Stop the timer, the Zn tasks and the listeners (fan-out leases still buffered are
+        written first)."""
         if self._timer is not None:
             self._timer.cancel()
+        self._flush_members()
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
@@ -172,10 +192,20 @@ class BmscServer:
         return {(s.group_host, s.group_port) for s in self.core.scheduler.services()}
 
     def _refresh_members(self) -> None:
-        """Fan-out mode: the registered UEs of each service are its members (3GPP profile)."""
+        """Fan-out mode: the registered UEs of each service are its members (3GPP profile);
+        with ``share_members`` the leader adds the leases other workers granted."""
         if self.members.multicast:
             return
-        self.members.expire(self._clock())
+        now = self._clock()
+        self.members.expire(now)
+        if self.share_members and self.core.leader:
+            try:
+                for g in self._groups():
+                    for text, until in self.core.store.group_members(_addr_key(g), now).items():
+                        if (m := _parse_addr(text)) is not None:
+                            self.members.add(g, m, until)
+            except STORE_ERRORS as exc:
+                log.warning("fan-out members unreadable", extra={"error": type(exc).__name__})
         for s in self.core.scheduler.services():
             regs = self.core.store.registrations_for_service(s.service_id)
             self.members.set_registered(
@@ -203,6 +233,24 @@ class BmscServer:
             if any(m.key_group == s.key_group for m in ref.msk_ids):
                 until = now + s.msk_lifetime + s.msk_lead_s
                 self.members.add((s.group_host, s.group_port), addr, until)
+                if self.share_members:
+                    group = _addr_key((s.group_host, s.group_port))
+                    self._member_buf.setdefault(group, {})[_addr_key(addr)] = until
+                    if self._member_flush is None:
+                        loop = asyncio.get_running_loop()
+                        self._member_flush = loop.call_later(MEMBER_FLUSH, self._flush_members)
+
+    def _flush_members(self) -> None:
+        """Write the buffered fan-out leases to the store (one call per group)."""
+        if self._member_flush is not None:
+            self._member_flush.cancel()
+            self._member_flush = None
+        buf, self._member_buf = self._member_buf, {}
+        try:
+            for group, members in buf.items():
+                self.core.store.add_group_members(group, members)
+        except STORE_ERRORS as exc:
+            log.warning("fan-out members not shared", extra={"error": type(exc).__name__})
 
     def _flush(self) -> None:
         out = self.core.datagrams_to_send(self._clock())
@@ -259,7 +307,7 @@ class BmscServer:
         was_leader = self.core.leader
         try:
             self.core.handle_timer(self._clock())
-        except (OSError, sqlite3.Error, redis.RedisError, MbmsecError) as exc:
+        except STORE_ERRORS as exc:
             # a store outage must not stop the timer for good: try again in a second
             log.error("bmsc timer failed", extra={"error": type(exc).__name__, "detail": str(exc)})
             self._flush()

@@ -318,10 +318,7 @@ def supervise(
 
         multicast = "on" if choose_mode() else "off"
     if multicast == "off":
-        log.warning(
-            "unicast fan-out with several workers: MTK messages reach registered UEs and the "
-            "UEs the leading worker answered (docs/scale-out.md)"
-        )
+        log.info("unicast fan-out: workers share fan-out leases through the store")
     cfg = replace(cfg, udp=udp, http=http, multicast=multicast)
     log.info(
         "workers starting",

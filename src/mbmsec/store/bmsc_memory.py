@@ -43,6 +43,7 @@ class MemoryBmscStore:
         self._regs: dict[tuple[str, str], Registration] = {}
         self._deliveries: dict[tuple[str, int], DeliveryRecord] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._members: dict[str, dict[str, float]] = {}
         self.writes = 0  # count of mutating calls (lets tests see durable writes happen)
 
     def __repr__(self) -> str:
@@ -134,6 +135,18 @@ class MemoryBmscStore:
     def deliveries_for_msk(self, ref: MskRef) -> list[DeliveryRecord]:
         found = [d for d in self._deliveries.values() if d.msk == ref]
         return sorted(found, key=lambda d: (d.sent_at, d.btid, d.csb_id))
+
+    def add_group_members(self, group: str, members: dict[str, float]) -> None:
+        self.writes += 1
+        have = self._members.setdefault(group, {})
+        for m, until in members.items():
+            have[m] = max(until, have.get(m, until))
+
+    def group_members(self, group: str, now: float) -> dict[str, float]:
+        have = self._members.get(group, {})
+        for m in [m for m, until in have.items() if until <= now]:
+            del have[m]
+        return dict(have)
 
     def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
         cur = self._leases.get(name)

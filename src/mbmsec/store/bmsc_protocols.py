@@ -222,7 +222,8 @@ class BmscStore(Protocol):
 
     def purge_keys(self, before: float) -> int:
         """Delete MSKs (and their MTKs and MSK counters) that expired before ``before``;
-        return how many MSKs were deleted."""
+        return how many MSKs were deleted. Fan-out memberships that ended before ``before``
+        may go too."""
         ...
 
     # counters
@@ -270,6 +271,16 @@ class BmscStore(Protocol):
 
     def deliveries_for_msk(self, ref: MskRef) -> list[DeliveryRecord]:
         """Delivery records of one MSK ordered by sent_at."""
+        ...
+
+    # unicast fan-out membership, shared by workers (multicast off)
+    def add_group_members(self, group: str, members: dict[str, float]) -> None:
+        """Lease each member (``"host:port"``) a place in ``group`` (``"host:port"``) until
+        its time; a renewal keeps the later end. Expired entries may be dropped."""
+        ...
+
+    def group_members(self, group: str, now: float) -> dict[str, float]:
+        """Members of ``group`` whose lease ends after ``now``, with the lease end."""
         ...
 
     # leadership (ARCHITECTURE §5: one scheduler among many workers)

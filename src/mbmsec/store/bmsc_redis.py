@@ -9,6 +9,7 @@ Key layout under ``prefix`` (default ``mbmsec:bmsc:``)::
     reg:<service_id>            hash IMPI -> JSON registration
     dlv:<btid>:<csb id>         JSON delivery record        dlvmsk:<kd>:<msk>    zset, sent_at
     lease:<name>                holder (string) with a PX expiry (the leader lease)
+    members:<group>             zset member -> lease end (unicast fan-out membership)
 
 Multi-key writes run in one MULTI/EXEC transaction; the COUNTER reservation is one Lua script,
 so it is atomic across workers. The leader lease is ``SET NX PX`` semantics in one Lua script
@@ -313,6 +314,21 @@ class RedisBmscStore:
             if d is not None:
                 out.append(d)
         return sorted(out, key=lambda d: (d.sent_at, d.btid, d.csb_id))
+
+    # fan-out membership
+    def add_group_members(self, group: str, members: dict[str, float]) -> None:
+        if not members:
+            return
+        self._r.zadd(self._k("members", group), members, gt=True)  # renewal: the later end
+
+    def group_members(self, group: str, now: float) -> dict[str, float]:
+        key = self._k("members", group)
+        self._r.zremrangebyscore(key, "-inf", now)
+        rows = cast(
+            list[tuple[bytes, float]],
+            self._r.zrangebyscore(key, f"({now}", "+inf", withscores=True),
+        )
+        return {m.decode(): float(u) for m, u in rows}
 
     # leadership
     def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:

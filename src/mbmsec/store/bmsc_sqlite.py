@@ -86,6 +86,12 @@ CREATE TABLE IF NOT EXISTS bmsc_deliveries (
     PRIMARY KEY (btid, csb_id)
 );
 CREATE INDEX IF NOT EXISTS bmsc_deliveries_msk ON bmsc_deliveries (kd, msk_id);
+CREATE TABLE IF NOT EXISTS bmsc_members (
+    grp    TEXT NOT NULL,
+    member TEXT NOT NULL,
+    until  REAL NOT NULL,
+    PRIMARY KEY (grp, member)
+);
 CREATE TABLE IF NOT EXISTS bmsc_leases (
     name    TEXT PRIMARY KEY,
     holder  TEXT NOT NULL,
@@ -255,6 +261,7 @@ class SqliteBmscStore:
             dead = c.execute(
                 "SELECT kd, msk_id FROM bmsc_msks WHERE valid_until < ?", (before,)
             ).fetchall()
+            c.execute("DELETE FROM bmsc_members WHERE until < ?", (before,))
             for kd, msk_id in dead:
                 c.execute("DELETE FROM bmsc_mtks WHERE kd = ? AND msk_id = ?", (kd, msk_id))
                 c.execute("DELETE FROM bmsc_msks WHERE kd = ? AND msk_id = ?", (kd, msk_id))
@@ -369,6 +376,21 @@ class SqliteBmscStore:
             (ref.key_domain_id, ref.msk_id.value),
         )
         return [self._delivery(r) for r in rows]
+
+    # fan-out membership
+    def add_group_members(self, group: str, members: dict[str, float]) -> None:
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO bmsc_members VALUES (?, ?, ?) ON CONFLICT (grp, member) "
+                "DO UPDATE SET until = MAX(until, excluded.until)",
+                [(group, m, until) for m, until in members.items()],
+            )
+
+    def group_members(self, group: str, now: float) -> dict[str, float]:
+        rows = self._conn.execute(
+            "SELECT member, until FROM bmsc_members WHERE grp = ? AND until > ?", (group, now)
+        )
+        return {str(m): float(u) for m, u in rows}
 
     # leadership
     def acquire_lease(self, name: str, holder: str, ttl: float, now: float) -> bool:
