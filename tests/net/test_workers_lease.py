@@ -29,6 +29,7 @@ from mbmsec.bmsc.http_xml import build_registration
 from mbmsec.bmsc.leadership import LEADER_LEASE, LeaderLease
 from mbmsec.errors import ConfigError
 from mbmsec.mbms.messages import (
+    MskMessage,
     build_msk_verification,
     check_msk_message,
     check_mtk_message,
@@ -274,3 +275,28 @@ def test_verification_confirmed_by_the_other_worker(tmp_path: Path) -> None:
     a.handle_timer(now + 10)  # a's retry deadline: confirmed elsewhere, nothing resent
     assert [d for d, addr in a.datagrams_to_send(now + 10) if addr == UE_ADDR] == []
     assert a.next_event() is None and a.stats["push.confirmed_elsewhere"] == 1
+
+
+def test_compact_requests_write_nothing_to_the_store() -> None:
+    """ARCHITECTURE §5: the compact path of a worker (leader or not) never writes the store."""
+    bsf = make_bsf()
+    store = MemoryBmscStore()
+    leader = make_core(store, bsf, seed="l", leader_lease=3.0, worker_id="l")
+    follower = make_core(store, bsf, seed="f", leader_lease=3.0, worker_id="f")
+    for c in (leader, follower):
+        c.add_service(service(), T0)
+        c.handle_timer(T0)
+    assert leader.leader and not follower.leader
+    ues = [bootstrap(bsf, u, T0) for u in USERS]
+    for c in (leader, follower):
+        for ue in ues:  # warm: per-UE keys from Zn, MSK from the store
+            data, _ = ue.request(T0 + 1)
+            assert c.handle_compact_datagram(data, UE_ADDR, T0 + 1)
+    before = store.writes
+    for i in range(60):
+        c = (leader, follower)[i % 2]
+        ue = ues[i % len(ues)]
+        data, pending = ue.request(T0 + 2 + i / 100)
+        (answer,) = c.handle_compact_datagram(data, UE_ADDR, T0 + 2 + i / 100)
+        assert isinstance(ue.check(answer[0], pending), MskMessage)
+    assert store.writes == before
