@@ -1,9 +1,11 @@
 """``mbmsec bmsc --workers``: config keys, leadership mode, and the refusals that happen before
-any worker starts (no shared store, port held by a foreign socket, bad counts), each one line
-with exit status 2; port 0 resolution for the whole worker group."""
+any worker starts (no shared store, store unreachable, port held by a foreign socket, bad
+counts), each one line with exit status 2; port 0 resolution for the whole worker group; a
+worker that can never start makes the supervisor give up with exit status 1."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -89,3 +91,25 @@ def test_refusals_before_any_worker_starts(tmp_path: Path) -> None:
         r = run_cli(tmp_path, text)
     assert r.returncode == 2 and "in use" in r.stderr and "worker started" not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 2
+
+    r = run_cli(tmp_path, cfg('store = "redis://127.0.0.1:1/0"\nworkers = 2'))  # nobody there
+    assert r.returncode == 2 and "store unusable" in r.stderr and "worker started" not in r.stderr
+
+
+@pytest.mark.timeout(120)
+def test_supervisor_gives_up_on_a_worker_that_cannot_start(tmp_path: Path) -> None:
+    # the parent cannot see it: each worker fails when it sets IP_MULTICAST_IF to an address
+    # this host does not have, exits, is restarted with backoff (0.5, 1, 2, 4 s), then given up
+    text = cfg(
+        f'store = "{tmp_path / "b.db"}"\nworkers = 2\nudp = "127.0.0.1:0"\n'
+        'http = ["127.0.0.1:0"]\nmulticast = "on"\nmulticast_interface = "192.0.2.1"'
+    )
+    r = run_cli(tmp_path, text)
+    assert r.returncode == 1, r.stderr[-2000:]
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    msgs = [e["msg"] for e in events]
+    assert "worker cannot start: giving up" in msgs and "workers stopped" in msgs
+    assert msgs.count("worker failed") >= 5 and "worker ready" not in msgs
+    delays = [e["delay"] for e in events if e["msg"] == "worker restart scheduled"]
+    assert {0.5, 1.0, 2.0, 4.0} <= set(delays)
+    assert events[-1]["msg"] == "workers stopped" and events[-1]["code"] == 1

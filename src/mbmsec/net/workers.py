@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,8 +42,10 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Final
 
+import redis
+
 from ..bmsc.cli import BmscServerConfig, is_redis_url, open_bmsc_store
-from ..errors import ConfigError
+from ..errors import ConfigError, MbmsecError
 
 __all__ = ["SupervisorPolicy", "resolve_ports", "supervise"]
 
@@ -83,6 +86,18 @@ def resolve_ports(udp: Addr, http: tuple[Addr, ...]) -> tuple[Addr, tuple[Addr, 
     return u, h
 
 
+def _check_store(cfg: BmscServerConfig) -> None:
+    """Open the store once (SQLite: the schema exists before N processes race to create it;
+    Redis: the server answers). Raises ConfigError."""
+    store = open_bmsc_store(cfg)
+    try:
+        store.services()
+    except (OSError, sqlite3.Error, redis.RedisError) as exc:
+        raise ConfigError(f"BM-SC store unusable: {type(exc).__name__}: {exc}") from None
+    finally:
+        store.close()
+
+
 def _worker_main(
     cfg: BmscServerConfig, index: int, secret: bytes, conn: Connection, log_level: str
 ) -> None:
@@ -100,7 +115,7 @@ def _worker_main(
 
     try:
         code = asyncio.run(run_bmsc(cfg, ready=ready, worker=index, nonce_secret=secret))
-    except (OSError, ConfigError) as exc:
+    except (OSError, sqlite3.Error, redis.RedisError, MbmsecError) as exc:
         log.error(
             "worker failed", extra={"worker": str(index), "error": f"{type(exc).__name__}: {exc}"}
         )
@@ -310,7 +325,7 @@ def supervise(
         raise ConfigError("supervise() is for two workers or more")
     if not cfg.store:
         raise ConfigError("bmsc.workers > 1 needs a shared store (SQLite file or redis://)")
-    open_bmsc_store(cfg).close()  # schema / connectivity once, before N processes race
+    _check_store(cfg)
     udp, http = resolve_ports(cfg.udp, cfg.http)
     multicast = cfg.multicast
     if multicast == "auto":
