@@ -6,9 +6,12 @@ worker that can never start makes the supervisor give up with exit status 1."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,59 @@ def test_supervisor_gives_up_on_a_worker_that_cannot_start(tmp_path: Path) -> No
     delays = [e["delay"] for e in events if e["msg"] == "worker restart scheduled"]
     assert {0.5, 1.0, 2.0, 4.0} <= set(delays)
     assert events[-1]["msg"] == "workers stopped" and events[-1]["code"] == 1
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status  # a zombie no longer serves
+
+
+def _start_workers(tmp_path: Path) -> tuple[subprocess.Popen[str], list[str], int]:
+    """``mbmsec bmsc --workers 2`` (no BSF needed until a request comes); its stderr lines
+    are collected; returns the process, the lines and the UDP port once all listen."""
+    (tmp_path / "b.toml").write_text(cfg(f'store = "{tmp_path / "b.db"}"\nhttp = ["127.0.0.1:0"]'))
+    cmd = [sys.executable, "-m", "mbmsec.cli", "bmsc", "--config", str(tmp_path / "b.toml")]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(proc.stderr or []), daemon=True).start()
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "bmsc udp HOST:PORT http URL"
+    assert line.startswith("bmsc udp "), err
+    return proc, err, int(line.split()[2].rpartition(":")[2])
+
+
+def _pids(err: list[str]) -> list[int]:
+    recs = [json.loads(x) for x in list(err) if x.startswith("{")]
+    return [int(r["pid"]) for r in recs if r["msg"] == "worker started"]
+
+
+@pytest.mark.timeout(60)
+def test_sigint_stops_the_workers_with_status_0(tmp_path: Path) -> None:
+    proc, err, _ = _start_workers(tmp_path)
+    pids = _pids(err)
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert all(_gone(p) for p in pids)
+    msgs = [json.loads(x)["msg"] for x in err if x.startswith("{")]
+    assert msgs.count("bmsc stopping") == 2 and "workers stopped" in msgs
+
+
+@pytest.mark.timeout(60)
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    proc, err, port = _start_workers(tmp_path)
+    pids = _pids(err)
+    assert len(pids) == 2
+    proc.kill()  # kill -9: no signal reaches the workers
+    proc.wait(timeout=10)
+    end = time.monotonic() + 15
+    while time.monotonic() < end and not all(_gone(p) for p in pids):
+        time.sleep(0.1)
+    assert all(_gone(p) for p in pids), "orphaned workers still run"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the port is free again
+        s.bind(("127.0.0.1", port))

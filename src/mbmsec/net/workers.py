@@ -15,7 +15,8 @@ The parent (:func:`supervise`) serves nothing itself. It
    reset once it ran 30 s); five failed starts in a row (dead before listening) stop
    everything with exit status 1;
 5. on SIGTERM / SIGINT forwards SIGTERM to every worker, waits ``stop_timeout`` for them
-   (then SIGKILL) and returns 0 when each one stopped cleanly.
+   (then SIGKILL) and returns 0 when each one stopped cleanly. A worker whose parent vanished
+   (``kill -9`` of the supervisor) stops by itself within a second.
 
 Every lifecycle event is one JSON log line (logger ``mbmsec.net.workers``): ``workers
 starting``, ``worker started``, ``worker ready``, ``worker exited``, ``worker restart
@@ -34,6 +35,7 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,6 +55,7 @@ log = logging.getLogger("mbmsec.net.workers")
 
 Addr = tuple[str, int]
 NONCE_SECRET_LEN: Final = 32
+PARENT_POLL: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,15 @@ def _check_store(cfg: BmscServerConfig) -> None:
         store.close()
 
 
+def _watch_parent(parent: int) -> None:
+    """Worker thread: when the supervisor is gone (killed with -9), stop this worker cleanly
+    with SIGTERM to itself instead of serving on as an orphan."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    log.warning("supervisor gone: stopping", extra={"pid": os.getpid()})
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker_main(
     cfg: BmscServerConfig, index: int, secret: bytes, conn: Connection, log_level: str
 ) -> None:
@@ -109,6 +121,7 @@ def _worker_main(
     from ..logs import setup_json_logging
 
     setup_json_logging(log_level)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     def ready(udp: str, urls: list[str]) -> None:
         conn.send((udp, urls))
