@@ -386,6 +386,13 @@ def test_two_workers_serve_one_port_with_one_leader(env: Env) -> None:
         # 1. compact requests from 24 source ports
         msks = get_keys(env, ues, socks)
         assert len(msks) == 1
+        # a source port per worker (mapped now: after the push, time runs against push_timeout)
+        by_worker: dict[str, socket.socket] = {}
+        for s in socks:
+            by_worker.setdefault(which_worker(env, ues[0], s), s)
+            if len(by_worker) == 2:
+                break
+        assert set(by_worker) == {"1", "2"}
         # 2. 3GPP: register through HTTP (either worker); the verification may reach the
         # worker that did not push, which confirms it: no retry follows
         boot = bootstrap(env.bsf_url, USERS[3], k_of(3), OPC, REALM)
@@ -417,9 +424,9 @@ def test_two_workers_serve_one_port_with_one_leader(env: Env) -> None:
         # the worker that pushed, and a source port the kernel maps to the other one
         pusher = [w for w, m in worker_metrics(env).items() if m.get(PUSHES, 0) > 0]
         assert len(pusher) == 1, pusher
-        other = next(s for s in socks if which_worker(env, ues[0], s) != pusher[0])
+        (other,) = set(by_worker) - set(pusher)
         ver = build_verification(msg, muk=muk, bmsc_fqdn=FQDN, btid=boot.btid)
-        other.sendto(ver, env.udp)
+        by_worker[other].sendto(ver, env.udp)
         ready, _, _ = select.select([push_sock], [], [], 2.0)  # push_timeout is 1 s
         assert not ready, "the push was resent although its verification arrived"
         push_sock.close()
