@@ -85,6 +85,10 @@ def run_cli(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProces
 def test_refusals_before_any_worker_starts(tmp_path: Path) -> None:
     r = run_cli(tmp_path, BASE, "--workers", "2")  # memory store: nothing to share
     assert r.returncode == 2 and "shared store" in r.stderr and "worker started" not in r.stderr
+    r = run_cli(
+        tmp_path, cfg(f'store = "{tmp_path / "b.db"}"\nleader = "static"'), "--workers", "2"
+    )
+    assert r.returncode == 2 and "every one would lead" in r.stderr
     r = run_cli(tmp_path, BASE, "--workers", "0")
     assert r.returncode == 2 and "workers" in r.stderr
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:  # no SO_REUSEPORT

@@ -338,6 +338,8 @@ def supervise(
         raise ConfigError("supervise() is for two workers or more")
     if not cfg.store:
         raise ConfigError("bmsc.workers > 1 needs a shared store (SQLite file or redis://)")
+    if cfg.leader == "static":
+        raise ConfigError("bmsc.leader = static with several workers: every one would lead")
     _check_store(cfg)
     udp, http = resolve_ports(cfg.udp, cfg.http)
     multicast = cfg.multicast
