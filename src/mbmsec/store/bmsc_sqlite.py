@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from .bmsc_protocols import (
     ServiceRecord,
     counter_name_msk,
 )
+from .sqlite_base import open_database, transaction
 
 __all__ = ["SqliteBmscStore", "service_from_json", "service_to_json"]
 
@@ -141,35 +141,19 @@ class SqliteBmscStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         p = Path(path)
         self.path = p
+        conn = open_database(p, _SCHEMA, "BM-SC database")
         try:
-            if not p.exists():
-                try:
-                    fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
-                    os.close(fd)
-                except FileExistsError:
-                    pass  # another worker created it a moment ago
-            conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=5000")  # first: workers may open it together
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
             _add_message_column(conn)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            conn.close()
             raise ConfigError(f"cannot open BM-SC database {str(p)!r}: {exc}") from exc
         self._conn = conn
 
     def __repr__(self) -> str:
         return f"SqliteBmscStore({str(self.path)!r})"
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
 
     # services
     def put_service(self, service: ServiceRecord) -> None:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 
-from ..errors import ConfigError, DuplicateEntryError
+from ..errors import DuplicateEntryError
 from .protocols import SQN_MAX, BootstrapSession, Guss, Subscriber
+from .sqlite_base import open_database, transaction
 
 __all__ = ["SqliteBootstrapSessionStore", "SqliteSubscriberStore", "connect"]
 
@@ -50,66 +48,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
 
     Raises ConfigError when the file cannot be opened or is not an SQLite database.
     """
-    p = Path(path)
-    try:
-        try:  # created here with 0600 (O_EXCL: no umask or symlink games), or already there
-            fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race, or an existing database
-            _make_private(p)
-        else:
-            os.close(fd)
-            os.chmod(p, 0o600)
-        conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=5000")  # first: the WAL switch may meet a writer
-        mode = _set_wal(conn)  # -wal and -shm take the database file's mode
-        if mode != "wal":
-            conn.close()
-            raise ConfigError(f"GBA database {str(p)!r}: WAL mode refused ({mode})")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"cannot open GBA database {str(p)!r}: {exc}") from exc
-    return conn
-
-
-def _make_private(p: Path) -> None:
-    """Take group/other access away from an existing database and its side files (ours only)."""
-    for f in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
-        try:
-            st = os.stat(f)
-        except FileNotFoundError:
-            continue
-        if st.st_mode & 0o077 and st.st_uid == os.getuid():
-            os.chmod(f, 0o600)
-
-
-def _set_wal(conn: sqlite3.Connection, tries: int = 100) -> str:
-    """Switch to WAL; return the journal mode now in force.
-
-    The first switch of a new file needs an exclusive lock and SQLite answers "database is
-    locked" at once (no busy handler) when another process opens the same new file meanwhile,
-    so it is retried for up to ``tries`` * 50 ms.
-    """
-    for attempt in range(tries):
-        try:
-            row = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            return str(row[0]).lower()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == tries - 1:
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return open_database(path, _SCHEMA, "GBA database")
 
 
 def _guss_to_json(g: Guss) -> str:
@@ -147,7 +86,7 @@ class SqliteSubscriberStore:
 
     def add_many(self, subscribers: Sequence[Subscriber]) -> None:
         """Insert all records in one transaction, or none. Raises DuplicateEntryError."""
-        with _transaction(self._conn) as c:
+        with transaction(self._conn) as c:
             for s in subscribers:
                 try:
                     c.execute(
@@ -168,7 +107,7 @@ class SqliteSubscriberStore:
 
     def remove(self, impi: str) -> bool:
         """Delete the record; return False when there was none."""
-        with _transaction(self._conn) as c:
+        with transaction(self._conn) as c:
             cur = c.execute("DELETE FROM gba_subscribers WHERE impi = ?", (impi,))
             return cur.rowcount > 0
 
@@ -181,7 +120,7 @@ class SqliteSubscriberStore:
 
     def advance_sqn(self, impi: str, advance: Callable[[int], int]) -> Subscriber | None:
         """Atomically replace SQN_HE by ``advance(SQN_HE)``; durable before returning."""
-        with _transaction(self._conn) as c:
+        with transaction(self._conn) as c:
             row = c.execute(
                 "SELECT impi, k, opc, sqn, amf, guss, uicc FROM gba_subscribers WHERE impi = ?",
                 (impi,),
@@ -196,7 +135,7 @@ class SqliteSubscriberStore:
         """Set SQN_HE; return False when the IMPI is unknown. ValueError if not 48-bit."""
         if not 0 <= sqn <= SQN_MAX:
             raise ValueError("SQN must fit in 48 bits")
-        with _transaction(self._conn) as c:
+        with transaction(self._conn) as c:
             cur = c.execute("UPDATE gba_subscribers SET sqn = ? WHERE impi = ?", (sqn, impi))
             return cur.rowcount > 0
 
@@ -230,7 +169,7 @@ class SqliteBootstrapSessionStore:
     def put(self, session: BootstrapSession) -> None:
         """Insert or replace the session with this B-TID (durable before returning)."""
         s = session
-        with _transaction(self._conn) as c:
+        with transaction(self._conn) as c:
             c.execute(
                 "INSERT OR REPLACE INTO gba_sessions "
                 "(btid, impi, ks, rand, created, expires, gba_u) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -247,12 +186,12 @@ class SqliteBootstrapSessionStore:
 
     def delete(self, btid: str) -> bool:
         """Delete the session; return False when there was none."""
-        with _transaction(self._conn) as c:
+        with transaction(self._conn) as c:
             return c.execute("DELETE FROM gba_sessions WHERE btid = ?", (btid,)).rowcount > 0
 
     def purge_expired(self, now: float) -> int:
         """Delete every session expired at ``now``; return the count."""
-        with _transaction(self._conn) as c:
+        with transaction(self._conn) as c:
             return c.execute("DELETE FROM gba_sessions WHERE expires <= ?", (now,)).rowcount
 
     def close(self) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
 from ..mbms.keys import MskId, MskRef
+from .sqlite_base import open_database, transaction
 from .ue_keys import UeMskRecord, UeMtkRecord, UeMukRecord
 
 __all__ = ["SqliteUeKeyStore"]
@@ -59,31 +58,13 @@ class SqliteUeKeyStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         p = Path(path)
         self.path = p
-        try:
-            if not p.exists():
-                fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
-                os.close(fd)
-            conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open UE key database {str(p)!r}: {exc}") from exc
-        self._conn = conn
+        self._conn = open_database(p, _SCHEMA, "UE key database")
 
     def __repr__(self) -> str:
         return f"SqliteUeKeyStore({str(self.path)!r})"
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
 
     def put_muk(self, rec: UeMukRecord) -> None:
         with self._tx() as c:
