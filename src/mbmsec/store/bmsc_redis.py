@@ -133,12 +133,18 @@ def _delivery_from(text: str | bytes) -> DeliveryRecord:
     )
 
 
+REDIS_TIMEOUT = 5.0  # seconds, per socket operation (URL query parameters override it)
+
+
 class RedisBmscStore:
     """The :class:`~.bmsc_protocols.BmscStore` protocol over a Redis server."""
 
     def __init__(self, url: str, prefix: str = "mbmsec:bmsc:") -> None:
         try:
-            self._r: redis.Redis = redis.Redis.from_url(url)
+            # bounded waits: a hung Redis server raises a RedisError instead of stalling a worker
+            self._r: redis.Redis = redis.Redis.from_url(
+                url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+            )
         except ValueError as exc:
             raise ConfigError(f"bad Redis URL: {exc}") from exc
         self.prefix = prefix

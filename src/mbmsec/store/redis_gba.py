@@ -92,6 +92,9 @@ def is_redis_url(spec: str) -> bool:
     return spec.startswith(("redis://", "rediss://", "unix://"))
 
 
+REDIS_TIMEOUT = 5.0  # seconds, per socket operation (URL query parameters override it)
+
+
 def redis_client(url: str) -> tuple[redis.Redis, str]:
     """Connect lazily to ``url``; return the client and the key prefix.
 
@@ -110,7 +113,10 @@ def redis_client(url: str) -> tuple[redis.Redis, str]:
             rest.append((k, v))
     clean = urlunsplit(parts._replace(query=urlencode(rest)))
     try:
-        client = redis.Redis.from_url(clean)
+        # bounded waits: a hung Redis server raises a RedisError instead of stalling the BSF
+        client = redis.Redis.from_url(
+            clean, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
     except ValueError as exc:
         raise ConfigError(f"bad Redis URL: {exc}") from None
     return client, prefix
