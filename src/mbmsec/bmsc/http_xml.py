@@ -108,10 +108,21 @@ def _local(tag: str) -> str:
 def _parse(body: bytes, root_name: str) -> ET.Element:
     if len(body) > MAX_BODY:
         raise OversizeError(f"key management body larger than {MAX_BODY} bytes")
-    if b"<!" in body:
+    # A body in another encoding (UTF-16, EBCDIC) would hide "<!DOCTYPE" from a byte check
+    # while expat honours its declared (or sniffed) encoding: require UTF-8 without NULs, and
+    # make expat read UTF-8 whatever the XML declaration says.
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidValueError("body is not UTF-8") from None
+    if "\x00" in text:
+        raise InvalidValueError("NUL in body")
+    if "<!" in text:
         raise InvalidValueError("DOCTYPE/ENTITY/CDATA not allowed")
     try:
-        root = ET.fromstring(body)  # noqa: S314 - bounded, no DTD (checked above)
+        parser = ET.XMLParser(encoding="utf-8")  # noqa: S314 - bounded, UTF-8, no DTD
+        parser.feed(body)
+        root = parser.close()
     except ET.ParseError:
         raise DecodeError("body is not well-formed XML") from None
     if _local(root.tag) != root_name:
