@@ -8,6 +8,7 @@ body over :data:`~.http_xml.MAX_BODY`                      413
 no Authorization                                           401 + Digest challenge
 malformed Authorization                                    400
 realm / uri not ours, nonce forged                         401 + fresh challenge
+algorithm not MD5, no qop                                  401 + fresh challenge
 nonce older than ``nonce_lifetime``                        401 + fresh challenge, ``stale=true``
 B-TID unknown or expired (Zn)                              401 + fresh challenge: bootstrap again
 BSF unreachable / Zn lookup pending                        503 + ``Retry-After``
@@ -82,6 +83,7 @@ __all__ = ["HttpKeyManagement", "btid_of_request"]
 _TS_LEN: Final = 8
 _TAG_LEN: Final = 16
 RETRY_AFTER: Final = "1"
+_QOPS: Final = ("auth-int", "auth")
 
 
 def btid_of_request(request: HttpRequest) -> str | None:
@@ -164,6 +166,10 @@ class HttpKeyManagement:
             return HttpResponse.text(400, "malformed Authorization")
         issued = self._nonce_time(creds.nonce)
         if creds.realm != self.realm or creds.uri != request.target or issued is None:
+            return self.challenge(now, why="credentials")
+        # RFC 2617 §3.2.2: the answer uses what the challenge offered (MD5, a qop); no qop
+        # would leave the body and nc/cnonce uncovered, another algorithm is not ours
+        if (creds.algorithm or "MD5").upper() != "MD5" or creds.qop not in _QOPS:
             return self.challenge(now, why="credentials")
         if not now - self.core.config.nonce_lifetime <= issued <= now + 1:
             return self.challenge(now, stale=True, why="stale")
