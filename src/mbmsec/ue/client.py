@@ -24,7 +24,9 @@ answer goes out, only a :class:`~.events.MessageDropped` event and a counter.
 service), the B-TID's re-bootstrap deadline, each service's renewal deadline
 (:meth:`~.holdings.KeyHoldings.renewal_due`), an MTK message or SRTP MKI naming an MSK the UE
 lacks (missed key update, TS 33.246 §6.3.2.2.3; at most ``max_msk_wants`` at once, and only for
-key groups of configured services once those are known), and error causes.
+key groups of configured services once those are known), and error causes. A named-MSK want
+does not restart by itself after its cooldown (such messages are unauthenticated until the MSK
+is held) and is forgotten once satisfied or rested; at most 16 are remembered.
 """
 
 from __future__ import annotations
@@ -185,6 +187,12 @@ class UeKeyClient(InboundMixin):
             self._trigger(BOOTSTRAP, now, f"needed by {want}")
         elif action is Action.GIVE_UP:
             self._emit(ev.RequestGaveUp(now, str(want), m.attempt, self._why.get(want, "")))
+        elif action is Action.FINISH and want.kind is WantKind.MSK:
+            self._forget_want(want)  # one named MSK: done for good
+
+    def _forget_want(self, want: Want) -> None:
+        self._machines.pop(want, None)
+        self._why.pop(want, None)
 
     def _age_pending(self, now: float) -> None:
         """Forget compact requests too old to be answered (a late answer to a satisfied want
@@ -394,6 +402,13 @@ class UeKeyClient(InboundMixin):
                 self._trigger(want, now, "renewal")
         have = self._user_keys(now) is not None
         for want, m in list(self._machines.items()):
+            if want.kind is WantKind.MSK and m.state is RState.GAVE_UP and m.deadline is not None:
+                if now >= m.deadline:
+                    # A named MSK is not asked for again by itself: the MTK message or MKI
+                    # that named it may have been forged (anyone can send to the group); a
+                    # later one naming it triggers a fresh cycle.
+                    self._forget_want(want)
+                continue
             step = m.on_timer(now, have_keys=have or want is BOOTSTRAP)
             if step is not None:
                 self._apply(want, step.action, now)

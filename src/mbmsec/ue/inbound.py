@@ -37,6 +37,7 @@ __all__ = ["InboundMixin"]
 
 MAX_PARKED_MSKS: Final = 4  # unknown MSKs whose MTK messages are kept until the MSK arrives
 MAX_PARKED_PER_MSK: Final = 2
+MAX_MSK_WANTS_KEPT: Final = 16  # MSK wants remembered, active or resting
 _FATAL_CAUSES: Final = {ErrorCause.SERVICE_UNKNOWN, ErrorCause.NOT_AUTHORIZED}
 
 
@@ -74,6 +75,9 @@ class InboundMixin:
         raise NotImplementedError
 
     def _check_satisfied(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _forget_want(self, want: Want) -> None:
         raise NotImplementedError
 
     def _muk_id(self, btid: str) -> MukId:
@@ -254,12 +258,14 @@ class InboundMixin:
             return
         want = Want(WantKind.MSK, msk=ref)
         if want not in self._machines or not self._machines[want].active:
-            active = sum(
-                1 for w, m in self._machines.items() if w.kind is WantKind.MSK and m.active
-            )
-            if active >= self.config.max_msk_wants:
+            msk_wants = [(w, m) for w, m in self._machines.items() if w.kind is WantKind.MSK]
+            if sum(1 for _, m in msk_wants if m.active) >= self.config.max_msk_wants:
                 self._count("unknown_msk.limit")
                 return
+            # bounded state: resting (given-up) MSK wants beyond the cap go, oldest first
+            resting = [w for w, m in msk_wants if not m.active and w != want]
+            for old in resting[: max(0, len(msk_wants) - MAX_MSK_WANTS_KEPT + 1)]:
+                self._forget_want(old)
         self._trigger(want, now, f"unknown MSK in {seen_in}")
 
     # --- SRTP ----------------------------------------------------------------------------------
