@@ -46,6 +46,7 @@ from ..httpmsg import HttpRequest
 __all__ = ["LocalZnLookup", "ZnAnswerCache", "ZnLookup", "ZnPendingError"]
 
 NEGATIVE_TTL: Final = 5.0  # seconds a failed lookup is remembered (no Zn storm per datagram)
+MAX_IN_FLIGHT: Final = 1024  # Zn lookups wanted or running at once (junk B-TIDs cost nothing)
 
 
 class ZnPendingError(KeyUnavailableError):
@@ -107,15 +108,25 @@ class LocalZnLookup:
 class ZnAnswerCache:
     """Bounded LRU of Zn answers, filled by the net driver (see the module docstring).
 
-    Answers are kept until their key expiry; failures for :data:`NEGATIVE_TTL` seconds.
+    Answers are kept until their key expiry; failures for :data:`NEGATIVE_TTL` seconds. At
+    most ``max_in_flight`` lookups are wanted or running (taken, not yet put / failed) at once:
+    a miss beyond that raises BsfUnreachableError (not remembered), so a flood of made-up
+    B-TIDs cannot open unbounded Zn requests.
     """
 
-    def __init__(self, max_entries: int = 100_000, negative_ttl: float = NEGATIVE_TTL) -> None:
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        negative_ttl: float = NEGATIVE_TTL,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self._answers: OrderedDict[str, ZnAnswer] = OrderedDict()
         self._failures: OrderedDict[str, tuple[float, MbmsecError]] = OrderedDict()
         self._wanted: dict[str, None] = {}
+        self._in_flight: set[str] = set()
         self.max_entries = max_entries
         self.negative_ttl = negative_ttl
+        self.max_in_flight = max_in_flight
 
     def __repr__(self) -> str:
         return f"ZnAnswerCache(answers={len(self._answers)}, wanted={len(self._wanted)})"
@@ -135,18 +146,23 @@ class ZnAnswerCache:
             if now < f[0]:
                 raise f[1]
             del self._failures[btid]
-        if len(self._wanted) < self.max_entries:
+        if btid not in self._wanted and btid not in self._in_flight:
+            if len(self._wanted) + len(self._in_flight) >= self.max_in_flight:
+                raise BsfUnreachableError("too many Zn lookups in flight")
             self._wanted[btid] = None
         raise ZnPendingError(f"Zn lookup for {btid} pending")
 
     def take_wanted(self) -> list[str]:
-        """The B-TIDs to fetch, oldest first; each is returned once."""
+        """The B-TIDs to fetch, oldest first; each is returned once and counts as in flight
+        until :meth:`put`, :meth:`fail` or :meth:`forget`."""
         out = list(self._wanted)
         self._wanted.clear()
+        self._in_flight.update(out)
         return out
 
     def put(self, btid: str, answer: ZnAnswer) -> None:
         """Store a successful answer."""
+        self._in_flight.discard(btid)
         self._failures.pop(btid, None)
         self._answers[btid] = answer
         self._answers.move_to_end(btid)
@@ -155,6 +171,7 @@ class ZnAnswerCache:
 
     def fail(self, btid: str, error: BtidUnknownError | BsfUnreachableError, now: float) -> None:
         """Remember a failed lookup for ``negative_ttl`` seconds."""
+        self._in_flight.discard(btid)
         self._answers.pop(btid, None)
         self._failures[btid] = (now + self.negative_ttl, error)
         while len(self._failures) > self.max_entries:
@@ -162,5 +179,7 @@ class ZnAnswerCache:
 
     def forget(self, btid: str) -> None:
         """Drop whatever is known about ``btid``."""
+        self._in_flight.discard(btid)
+        self._wanted.pop(btid, None)
         self._answers.pop(btid, None)
         self._failures.pop(btid, None)

@@ -282,14 +282,18 @@ class BmscServer:
     def _after(self) -> None:
         """After any input: send, fetch wanted Zn answers, log events, re-arm the timer."""
         self._flush()
+        self._fetch_wanted()
+        self._events()
+        self._arm()
+
+    def _fetch_wanted(self, skip: str | None = None) -> None:
+        """Start a Zn lookup task for each B-TID the cache wants (except ``skip``)."""
         for btid in self.zn_cache.take_wanted():
-            if btid not in self._fetching:
+            if btid != skip and btid not in self._fetching:
                 self._fetching.add(btid)
                 task = asyncio.get_running_loop().create_task(self._fetch(btid, notify=True))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        self._events()
-        self._arm()
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -363,7 +367,7 @@ class BmscServer:
             try:
                 self.zn_cache.lookup(btid, self._clock())
             except ZnPendingError:
-                self.zn_cache.take_wanted()
+                self._fetch_wanted(skip=btid)  # others wanted meanwhile: fetch them too
                 await self._fetch(btid, notify=False)
             except MbmsecError:
                 pass  # a remembered failure: the core answers with it
