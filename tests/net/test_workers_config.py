@@ -146,9 +146,16 @@ def _start_workers(tmp_path: Path) -> tuple[subprocess.Popen[str], list[str], in
     return proc, err, int(line.split()[2].rpartition(":")[2])
 
 
-def _pids(err: list[str]) -> list[int]:
-    recs = [json.loads(x) for x in list(err) if x.startswith("{")]
-    return [int(r["pid"]) for r in recs if r["msg"] == "worker started"]
+def _pids(err: list[str], want: int = 2) -> list[int]:
+    """The workers' PIDs from their "worker started" log lines; waits up to 10 s for ``want``
+    of them (stderr is read by another thread, so lines may still be on their way)."""
+    end = time.monotonic() + 10
+    while True:
+        recs = [json.loads(x) for x in list(err) if x.startswith("{")]
+        pids = [int(r["pid"]) for r in recs if r["msg"] == "worker started"]
+        if len(pids) >= want or time.monotonic() > end:
+            return pids
+        time.sleep(0.05)
 
 
 @pytest.mark.timeout(60)
@@ -159,7 +166,12 @@ def test_sigint_stops_the_workers_with_status_0(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     assert all(_gone(p) for p in pids)
-    msgs = [json.loads(x)["msg"] for x in err if x.startswith("{")]
+    end = time.monotonic() + 10  # the stderr reader thread may still be catching up
+    while True:
+        msgs = [json.loads(x)["msg"] for x in list(err) if x.startswith("{")]
+        if "workers stopped" in msgs or time.monotonic() > end:
+            break
+        time.sleep(0.05)
     assert msgs.count("bmsc stopping") == 2 and "workers stopped" in msgs
 
 
