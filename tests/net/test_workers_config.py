@@ -6,6 +6,7 @@ worker that can never start makes the supervisor give up with exit status 1."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -122,6 +123,24 @@ def test_supervisor_gives_up_on_a_worker_that_cannot_start(tmp_path: Path) -> No
     assert events[-1]["msg"] == "workers stopped" and events[-1]["code"] == 1
 
 
+def _udp_port_holders(port: int) -> set[int]:
+    """PIDs with a UDP socket bound to ``port`` (from /proc/net/udp and /proc/PID/fd)."""
+    inodes = set()
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rpartition(":")[2], 16) == port:
+            inodes.add(fields[9])
+    holders = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [os.readlink(f) for f in fd_dir.iterdir()]
+        except OSError:
+            continue
+        if any(link == f"socket:[{i}]" for link in links for i in inodes):
+            holders.add(int(fd_dir.parent.name))
+    return holders
+
+
 def _gone(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -186,5 +205,6 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     while time.monotonic() < end and not all(_gone(p) for p in pids):
         time.sleep(0.1)
     assert all(_gone(p) for p in pids), "orphaned workers still run"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the port is free again
-        s.bind(("127.0.0.1", port))
+    # no process of ours holds the MIKEY port any more (another test may have taken the freed
+    # ephemeral port since, so binding it ourselves would be a race, not a check)
+    assert not _udp_port_holders(port) & set(pids)
