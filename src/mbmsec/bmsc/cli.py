@@ -397,7 +397,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``mbmsec bmsc``."""
-    p = subparsers.add_parser("bmsc", help="run the BM-SC key server")
+    p = subparsers.add_parser(
+        "bmsc",
+        help="run the BM-SC key server",
+        description="Serve MBMS keys: compact MIKEY key requests over UDP, TS 33.246 HTTP key "
+        "management with MSK push, MTK messages to each service's multicast group. Config: "
+        "TOML, see docs/ue.md (one-host deployment), docs/protocol.md and docs/scale-out.md.",
+    )
     p.add_argument("--config", help="TOML config file (see docs)")
     p.add_argument("--log-level", help="override bmsc.log_level (DEBUG, INFO, ...)")
     p.add_argument(

@@ -220,7 +220,12 @@ def _bsf(args: argparse.Namespace) -> int:
 
 
 def _register_bsf(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("bsf", help="run the BSF (GBA Ub + Zn over HTTP)")
+    p = subparsers.add_parser(
+        "bsf",
+        help="run the BSF (GBA Ub + Zn over HTTP)",
+        description="Serve GBA bootstrapping (Ub, TS 24.109: HTTP Digest AKA) and the Zn "
+        "interface for NAFs (HTTP JSON) from the HSS store. Config: TOML, see docs/gba.md.",
+    )
     p.add_argument("--config", help="TOML config file (see docs/gba.md)")
     p.add_argument("--listen", action="append", help="HOST:PORT (repeat; overrides config)")
     p.add_argument(

@@ -12,7 +12,7 @@ delivered datagram), ``--json`` (the summary as one JSON object), ``--spread S``
 random delay before a UE's first request after a trigger; ``--no-jitter`` sets it and the
 retransmission jitter to 0, so simultaneous triggers become one burst).
 
-Plots: ``--plot FILE.svg`` draws four stacked panels (:mod:`.metrics`, :mod:`.plot`): UEs
+Plots: ``--plot FILE.svg`` draws five stacked panels (:mod:`.metrics`, :mod:`.plot`): UEs
 holding the current MSK/MTK, key requests per second (first attempts and retransmissions per
 profile), the key delivery latency CDF per profile, and the BM-SC's datagrams per second;
 ``--csv FILE`` writes the same series (``series,t,value``). Series are counted per ``--bucket``
@@ -173,18 +173,39 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``mbmsec sim``."""
-    p = subparsers.add_parser("sim", help="simulate N UEs and a BM-SC on virtual time")
-    p.add_argument("--ues", type=int, default=50)
-    p.add_argument("--profile", choices=("compact", "3gpp", "mixed"), default="mixed")
+    p = subparsers.add_parser(
+        "sim",
+        help="simulate N UEs and a BM-SC on virtual time",
+        description="Run the real HSS, BSF, BM-SC and UE objects on virtual time over lossy "
+        "simulated links (seeded, reproducible); print a summary, optionally plots and a pcap. "
+        "See docs/sim.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--ues", type=int, default=50, help="number of UEs")
+    p.add_argument(
+        "--profile",
+        choices=("compact", "3gpp", "mixed"),
+        default="mixed",
+        help="request profile of the UEs (mixed: half each)",
+    )
     p.add_argument("--loss", type=float, default=0.0, help="loss probability, each way")
     p.add_argument("--duration", type=float, default=600.0, help="virtual seconds")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--mtk-period", type=float, default=20.0)
-    p.add_argument("--msk-period", type=float, default=120.0)
+    p.add_argument("--seed", type=int, default=1, help="seed of every random choice")
+    p.add_argument("--mtk-period", type=float, default=20.0, help="MTK rotation period (s)")
+    p.add_argument("--msk-period", type=float, default=120.0, help="MSK rotation period (s)")
     p.add_argument("--max-interval", type=float, default=4.0, help="retry back-off cap (s)")
-    p.add_argument("--max-attempts", type=int, default=12)
-    p.add_argument("--bsf-outage", metavar="START:END")
-    p.add_argument("--unreachable", action="append", metavar="UE:START:END")
+    p.add_argument(
+        "--max-attempts", type=int, default=12, help="request attempts before a UE gives up"
+    )
+    p.add_argument(
+        "--bsf-outage", metavar="START:END", help="BSF down between these virtual times (s)"
+    )
+    p.add_argument(
+        "--unreachable",
+        action="append",
+        metavar="UE:START:END",
+        help="UE number UE cut off between these virtual times (repeatable)",
+    )
     p.add_argument("--pcap", help="write every delivered datagram to this pcap file")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument(

@@ -160,7 +160,9 @@ def load_ue_config(text: str | None, profile: str | None = None) -> UeRunConfig:
     bsf = _get(raw, "bsf", str, None, "ue")
     k = _hex16(raw, "k")
     if not impi or not bsf or k is None:
-        raise ConfigError("ue.impi, ue.bsf and ue.k are required")
+        raise ConfigError(
+            "ue.impi, ue.bsf and ue.k are required: pass --config FILE (example in docs/ue.md)"
+        )
     opc = _hex16(raw, "opc")
     if opc is None:
         op = _hex16(raw, "op")
